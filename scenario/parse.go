@@ -1,0 +1,111 @@
+package scenario
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+)
+
+// Options configures Parse.
+type Options struct {
+	// Schemas lists the accepted schema variant names. Nil accepts any non-empty name, and an
+	// empty non-nil list accepts none.
+	Schemas []string
+}
+
+// File is a parsed and validated scenario file.
+type File struct {
+	// Source is the file name given to Parse.
+	Source string
+	// Scenarios are in file order.
+	Scenarios []*Scenario
+}
+
+// Parse decodes a scenario file, applies the defaults and validates every scenario, before
+// anything runs. source names the file in errors.
+//
+// Parse returns only the first problem it finds, as an *Error that matches ErrInvalid. It
+// checks in stages: YAML syntax, then non-string keys and YAML tags, then types and unknown
+// keys, then the defaults block, then each scenario in file order. A problem of an earlier
+// stage is reported even when another problem appears higher in the file.
+func Parse(data []byte, source string, opts Options) (*File, error) {
+	doc, err := parseDocument(data, source)
+	if err != nil {
+		return nil, err
+	}
+
+	if err := doc.checkNodes(); err != nil {
+		return nil, err
+	}
+	var raw rawFile
+	dec := yaml.NewDecoder(bytes.NewReader(nil), yaml.DisallowUnknownField())
+	if err := dec.DecodeFromNodeContext(context.Background(), doc.body, &raw); err != nil {
+		return nil, doc.decodeError(err)
+	}
+
+	v := &validator{doc: doc, opts: opts}
+	scenarios, err := v.validateFile(&raw)
+	if err != nil {
+		return nil, err
+	}
+	return &File{Source: source, Scenarios: scenarios}, nil
+}
+
+// Lookup returns the scenario with the given name. When there is none, the error wraps
+// ErrNotFound and lists the names in the file.
+func (f *File) Lookup(name string) (*Scenario, error) {
+	names := make([]string, len(f.Scenarios))
+	for i, s := range f.Scenarios {
+		if s.Name == name {
+			return s, nil
+		}
+		names[i] = s.Name
+	}
+	return nil, fmt.Errorf("%w: %q in %s; available scenarios: %s",
+		ErrNotFound, name, f.Source, strings.Join(names, ", "))
+}
+
+// document is the parsed YAML of a scenario file, kept for locating errors.
+type document struct {
+	source string
+	file   *ast.File
+	body   ast.Node
+}
+
+// parseDocument parses data as YAML and returns its only document.
+func parseDocument(data []byte, source string) (*document, error) {
+	file, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		doc := &document{source: source}
+		return nil, doc.decodeError(err)
+	}
+	doc := &document{source: source, file: file}
+
+	var bodies []*ast.DocumentNode
+	for _, d := range file.Docs {
+		if d.Body != nil && d.Body.Type() != ast.NullType {
+			bodies = append(bodies, d)
+		}
+	}
+	switch len(bodies) {
+	case 0:
+		return nil, &Error{Source: source, Line: 1, Column: 1,
+			Message: "the file is empty; add a scenarios list"}
+	case 1:
+		doc.body = bodies[0].Body
+		return doc, nil
+	}
+	extra := bodies[1].Start
+	if extra == nil {
+		extra = bodies[1].Body.GetToken()
+	}
+	e := &Error{Source: source, Message: fmt.Sprintf("the file contains %d YAML documents; "+
+		"put every scenario in one document under a single scenarios list", len(bodies))}
+	setPosition(e, extra)
+	return nil, e
+}
