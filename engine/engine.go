@@ -1,0 +1,124 @@
+// Package engine runs a scenario against the database: it opens the markets and funds the
+// accounts, fires the order stream through the matching engine with retries, and settles
+// the markets.
+//
+// Every order is one transaction. It bumps its market's row, which serializes matching per
+// market; reads the crossing side of the book in price-time priority; and for each fill
+// moves cash with conditional updates, so that the database itself refuses a fill whose
+// payer cannot fund it. Then it writes the order, the trades, their balanced ledger
+// journals, the resting orders and the positions.
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"parity/scenario"
+	"parity/schema"
+)
+
+// Options configure an Engine. The zero value of each field has the meaning its comment
+// gives.
+type Options struct {
+	// MaxFills caps the fills of one order; 0 means DefaultMaxFills.
+	MaxFills int
+	// Faults breaks the engine on purpose; the zero value is the correct engine.
+	Faults Faults
+	// Logger receives progress and retry logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Engine runs one scenario in one namespace. It is safe for concurrent use once Setup has
+// returned.
+type Engine struct {
+	pool   *pgxpool.Pool
+	ns     schema.Namespace
+	sc     *scenario.Scenario
+	runner *Runner
+	opts   Options
+	log    *slog.Logger
+}
+
+// New returns an engine for the scenario in the namespace. The namespace must exist.
+func New(pool *pgxpool.Pool, ns schema.Namespace, sc *scenario.Scenario, opts Options) (*Engine, error) {
+	txOpts, err := TxOptions(sc.Isolation)
+	if err != nil {
+		return nil, err
+	}
+	if opts.MaxFills <= 0 {
+		opts.MaxFills = DefaultMaxFills
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{
+		pool:   pool,
+		ns:     ns,
+		sc:     sc,
+		runner: &Runner{Pool: pool, Policy: sc.Retry, TxOptions: txOpts},
+		opts:   opts,
+		log:    log,
+	}, nil
+}
+
+// TxOptions returns the transaction options for a scenario isolation level.
+func TxOptions(isolation string) (pgx.TxOptions, error) {
+	switch isolation {
+	case scenario.RepeatableRead, "":
+		return pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, nil
+	case scenario.Serializable:
+		return pgx.TxOptions{IsoLevel: pgx.Serializable}, nil
+	case scenario.ReadCommitted:
+		return pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, nil
+	}
+	return pgx.TxOptions{}, fmt.Errorf("unknown isolation level %q: use %s, %s or %s",
+		isolation, scenario.RepeatableRead, scenario.Serializable, scenario.ReadCommitted)
+}
+
+// Namespace returns the namespace the engine writes to.
+func (e *Engine) Namespace() schema.Namespace { return e.ns }
+
+// PlaceOrder runs one order of the stream as a transaction, with retries, and returns what
+// the client saw. rng draws backoff jitter and must not be shared between goroutines.
+func (e *Engine) PlaceOrder(ctx context.Context, rng *rand.Rand, o scenario.Order) OrderRecord {
+	t := Taker{
+		ID:       o.ID,
+		Seq:      o.Seq,
+		Market:   e.sc.MarketID(o.Market),
+		Account:  e.sc.AccountID(o.Account),
+		Side:     o.Side,
+		Price:    o.Price,
+		Quantity: o.Quantity,
+	}
+	var m *Match
+	attempt := 0
+	body := func(ctx context.Context, tx pgx.Tx) error {
+		attempt++
+		b, err := openSQLBook(ctx, tx, e.ns, t, attempt, e.opts.Faults)
+		if err != nil {
+			return err
+		}
+		m, err = Place(ctx, b, t, e.opts.MaxFills)
+		return err
+	}
+	res := e.runner.Run(ctx, rng, body, e.orderExists(t.ID))
+	return newOrderRecord(o.Seq, res, m)
+}
+
+// orderExists returns the lookup that resolves a lost COMMIT: the order row is written in
+// the same transaction as everything else, so it exists exactly when the order committed.
+func (e *Engine) orderExists(id uuid.UUID) Lookup {
+	return func(ctx context.Context, conn *pgxpool.Conn) (bool, error) {
+		var exists bool
+		err := conn.QueryRow(ctx, fmt.Sprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE id = $1)",
+			e.ns.Table(schema.OrdersTable)), id).Scan(&exists)
+		return exists, err
+	}
+}

@@ -1,0 +1,69 @@
+package engine
+
+import (
+	"time"
+
+	"parity/schema"
+)
+
+// OrderRecord is one order as the client saw it: the client's own history, which the audit
+// checks against the database.
+type OrderRecord struct {
+	Seq     int64
+	Outcome Outcome
+	// Attempts counts the transaction's attempts; Conflicts counts those that ended in a
+	// serialization failure or deadlock.
+	Attempts  int
+	Conflicts int
+	// Resolved is set when COMMIT's reply was lost and a lookup settled the outcome.
+	Resolved bool
+	// Status and Reason are the order's final status and cancel reason, when committed.
+	Status string
+	Reason string
+	// Filled, Fills and Notional describe the order's own fills when committed: contracts,
+	// trades and the cents that changed hands.
+	Filled   int64
+	Fills    int
+	Notional int64
+	// UnfundedFills counts fills skipped because one side could not pay.
+	UnfundedFills int
+	// Latency runs from the first BEGIN to the final outcome, backoff included.
+	Latency time.Duration
+	// Attempt records, kept for the run's retry statistics.
+	AttemptLog []Attempt
+	// Err is the last error of an order that did not commit.
+	Err error
+}
+
+// Category returns how reports count the order: committed, skipped (committed, but its own
+// account could not fund a fill, so its remainder was cancelled), or the outcome's name.
+func (r *OrderRecord) Category() string {
+	if r.Outcome == Committed && r.Reason == schema.ReasonUnfunded {
+		return "skipped"
+	}
+	return r.Outcome.String()
+}
+
+func newOrderRecord(seq int64, res Result, m *Match) OrderRecord {
+	rec := OrderRecord{
+		Seq:        seq,
+		Outcome:    res.Outcome,
+		Attempts:   len(res.Attempts),
+		AttemptLog: res.Attempts,
+		Err:        res.Err,
+	}
+	for _, a := range res.Attempts {
+		if a.Class == ClassConflict {
+			rec.Conflicts++
+		}
+		rec.Resolved = rec.Resolved || a.Resolved
+	}
+	if res.Outcome == Committed && m != nil {
+		rec.Status, rec.Reason = m.Status, m.Reason
+		rec.Filled, rec.Fills, rec.UnfundedFills = m.Filled, len(m.Fills), m.UnfundedFills
+		for _, f := range m.Fills {
+			rec.Notional += f.Price * f.Quantity
+		}
+	}
+	return rec
+}

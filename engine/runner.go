@@ -1,0 +1,222 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"parity/scenario"
+)
+
+// Outcome is how a transaction, or the order it carried, ended as the client saw it.
+type Outcome uint8
+
+// Transaction outcomes.
+const (
+	// Committed: COMMIT succeeded, or a lookup after a lost COMMIT found the order.
+	Committed Outcome = iota + 1
+	// GaveUp: every attempt ended in a conflict or a lost connection.
+	GaveUp
+	// Failed: an error that retrying cannot fix; nothing was committed.
+	Failed
+	// Unknown: the connection was lost during COMMIT and the lookup could not tell.
+	Unknown
+	// Canceled: the run stopped before the transaction could finish; nothing was committed.
+	Canceled
+)
+
+var outcomeNames = [...]string{"", "committed", "gave-up", "failed", "unknown", "canceled"}
+
+// String returns the outcome's name used in reports.
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) && o != 0 {
+		return outcomeNames[o]
+	}
+	return "invalid"
+}
+
+// Attempt records one attempt of a transaction.
+type Attempt struct {
+	// N is the attempt number, from 1.
+	N int
+	// Class is the class of the attempt's error, ClassNone when it committed.
+	Class Class
+	// Label is the conflict label (40001, 40001/OC000, 40P01) or the SQLSTATE of a failure.
+	Label string
+	// Duration runs from BEGIN to the end of COMMIT or ROLLBACK.
+	Duration time.Duration
+	// Backoff is the sleep before the next attempt; zero after the last.
+	Backoff time.Duration
+	// Resolved is set when COMMIT's outcome was unknown and a lookup settled it.
+	Resolved bool
+}
+
+// Result is the outcome of running one transaction with retries.
+type Result struct {
+	Outcome  Outcome
+	Attempts []Attempt
+	// Err is the last error, nil when the transaction committed.
+	Err error
+}
+
+// Runner runs transactions with retries on serialization failures and deadlocks. It is safe
+// for concurrent use.
+type Runner struct {
+	Pool   *pgxpool.Pool
+	Policy scenario.Retry
+	// TxOptions are used for every BEGIN. The zero value begins at the server's default
+	// isolation level.
+	TxOptions pgx.TxOptions
+}
+
+// Body is one attempt's work inside a transaction. It runs again from the start on every
+// retry, so it must not keep state between attempts.
+type Body func(ctx context.Context, tx pgx.Tx) error
+
+// Lookup reports whether a transaction whose COMMIT was lost had committed. It runs on a
+// fresh connection from the pool.
+type Lookup func(ctx context.Context, db *pgxpool.Conn) (bool, error)
+
+// Run runs body in a transaction until it commits, the policy's attempts are used up, or an
+// error occurs that retrying cannot fix. It retries from BEGIN on 40001 and 40P01, and on a
+// connection lost before COMMIT was sent. A connection lost during COMMIT leaves the outcome
+// unknown: Run calls lookup on a fresh connection, and retries only if the transaction is
+// known not to have committed; lookup may be nil, which leaves such outcomes Unknown. rng
+// draws the backoff jitter and must not be shared between goroutines.
+func (r *Runner) Run(ctx context.Context, rng *rand.Rand, body Body, lookup Lookup) Result {
+	var res Result
+	for n := 1; ; n++ {
+		start := time.Now()
+		err, commitLost := r.attempt(ctx, body)
+		a := Attempt{N: n, Class: Classify(err), Duration: time.Since(start)}
+		if a.Class == ClassConflict {
+			a.Label = ConflictLabel(err)
+		} else {
+			a.Label = SQLState(err)
+		}
+		if commitLost {
+			committed, lookupErr := resolve(ctx, r.Pool, lookup)
+			if lookupErr != nil {
+				res.Attempts = append(res.Attempts, a)
+				res.Outcome, res.Err = Unknown, errors.Join(err, lookupErr)
+				return res
+			}
+			a.Resolved = true
+			if committed {
+				err, a.Class = nil, ClassNone
+			}
+		}
+
+		outcome, retry := decide(a.Class, ctx.Err() != nil)
+		if retry && n < r.Policy.MaxAttempts {
+			a.Backoff = Backoff(r.Policy, n, rng)
+		}
+		res.Attempts = append(res.Attempts, a)
+		if !retry || n >= r.Policy.MaxAttempts {
+			if retry {
+				outcome = GaveUp
+			}
+			res.Outcome, res.Err = outcome, err
+			return res
+		}
+		if err := sleep(ctx, a.Backoff); err != nil {
+			res.Outcome, res.Err = Canceled, err
+			return res
+		}
+	}
+}
+
+// decide maps an attempt's error class to an outcome, and whether to try again.
+func decide(c Class, canceled bool) (Outcome, bool) {
+	switch {
+	case c == ClassNone:
+		return Committed, false
+	case canceled || c == ClassCanceled:
+		return Canceled, false
+	case c == ClassConflict || c == ClassConnection:
+		return GaveUp, true
+	default:
+		return Failed, false
+	}
+}
+
+// attempt runs one transaction. commitLost is true when COMMIT may have reached the server
+// but its reply did not reach the client.
+func (r *Runner) attempt(ctx context.Context, body Body) (err error, commitLost bool) {
+	conn, err := r.Pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire connection: %w", err), false
+	}
+	defer conn.Release()
+
+	tx, err := conn.BeginTx(ctx, r.TxOptions)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err), false
+	}
+	if err := body(ctx, tx); err != nil {
+		// The rollback's own error adds nothing: either the connection is gone, which
+		// err already shows, or the server ends the transaction anyway.
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return err, false
+	}
+	err = tx.Commit(ctx)
+	if err == nil {
+		return nil, false
+	}
+	var pgErr *pgconn.PgError
+	lost := !errors.As(err, &pgErr) && !pgconn.SafeToRetry(err) &&
+		!errors.Is(err, pgx.ErrTxCommitRollback) && Classify(err) != ClassPermanent
+	return fmt.Errorf("commit: %w", err), lost
+}
+
+func resolve(ctx context.Context, pool *pgxpool.Pool, lookup Lookup) (bool, error) {
+	if lookup == nil {
+		return false, errors.New("resolve lost commit: no lookup for this transaction")
+	}
+	// The run's context may be what cut the connection; the lookup still needs an answer.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return false, fmt.Errorf("resolve lost commit: %w", err)
+	}
+	defer conn.Release()
+	committed, err := lookup(ctx, conn)
+	if err != nil {
+		return false, fmt.Errorf("resolve lost commit: %w", err)
+	}
+	return committed, nil
+}
+
+// Backoff returns the sleep after failed attempt n (from 1): exponential backoff with full
+// jitter, drawn uniformly from [0, min(MaxBackoff, BaseBackoff*2^(n-1))).
+func Backoff(p scenario.Retry, n int, rng *rand.Rand) time.Duration {
+	ceiling := p.MaxBackoff
+	if n-1 < 62 && p.BaseBackoff < p.MaxBackoff>>(n-1) {
+		ceiling = p.BaseBackoff << (n - 1)
+	}
+	if ceiling <= 0 {
+		return 0
+	}
+	return time.Duration(rng.Int64N(int64(ceiling)))
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
