@@ -1,0 +1,258 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/fatih/color"
+
+	"parity/verify"
+)
+
+// Style decides whether the text output uses colour.
+type Style struct {
+	Color bool
+}
+
+func (s Style) paint(text string, attrs ...color.Attribute) string {
+	if !s.Color {
+		return text
+	}
+	c := color.New(attrs...)
+	c.EnableColor()
+	return c.Sprint(text)
+}
+
+func (s Style) verdict(v verify.Verdict) string {
+	text := strings.ToUpper(string(v))
+	switch v {
+	case verify.Consistent, verify.Pass:
+		return s.paint(text, color.FgGreen, color.Bold)
+	case verify.Inconsistent, verify.Fail:
+		return s.paint(text, color.FgRed, color.Bold)
+	}
+	return s.paint(text, color.FgYellow, color.Bold)
+}
+
+// WriteText writes the run's report for a person: a header, the proof block, the load's
+// figures, the settlement and every check, with witnesses for the failed ones.
+func WriteText(w io.Writer, r *Run, s Style) error {
+	p := &printer{w: w}
+	writeHeader(p, r, s)
+	writeProof(p, r, s)
+	writeLoad(p, r)
+	writeSettlement(p, r)
+	writeChecks(p, r, s)
+	return p.err
+}
+
+// printer writes formatted lines and keeps the first error, so that rendering code reads
+// as a sequence of lines.
+type printer struct {
+	w   io.Writer
+	err error
+}
+
+func (p *printer) linef(format string, args ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format+"\n", args...)
+	}
+}
+
+func writeHeader(p *printer, r *Run, s Style) {
+	title := fmt.Sprintf("Parity: scenario %s, seed %d", r.Scenario, r.Seed)
+	p.linef("%s", s.paint(title, color.Bold))
+	if r.Sabotage != "" {
+		p.linef("%s", s.paint(fmt.Sprintf("SABOTAGED ENGINE (%s): this run is broken on purpose "+
+			"to show that the audit catches it", r.Sabotage), color.FgRed, color.Bold))
+	}
+	p.linef("  target     %s", r.Target.Description)
+	p.linef("  schema     %s, %s, namespace %s%s", r.Schema, r.Isolation, r.Namespace, keptNote(r))
+	if r.Description != "" {
+		p.linef("  scenario   %s", r.Description)
+	}
+	p.linef("")
+}
+
+func keptNote(r *Run) string {
+	if r.Kept {
+		return " (kept)"
+	}
+	return " (dropped)"
+}
+
+func writeProof(p *printer, r *Run, s Style) {
+	p.linef("Proof")
+	p.linef("  orders fired       %s of %s, %d at once", Count(r.Orders.Fired), Count(r.Orders.Total), r.Concurrency)
+	p.linef("  markets            %s", Count(r.Markets))
+	p.linef("  accounts           %s", Count(r.Accounts))
+	p.linef("  trades             %s (%s contracts)", Count(r.Trades), Count(r.Contracts))
+	p.linef("  ledger sum         %s", Cents(r.Ledger.Sum))
+	p.linef("  cash before        %s", Cents(r.Ledger.CashBefore))
+	p.linef("  cash after         %s", Cents(r.Ledger.CashAfter))
+	p.linef("  negative balances  %s", Count(r.Ledger.Negative))
+	verdict := s.verdict(r.Verdict)
+	if r.Interrupted {
+		verdict += " (interrupted)"
+	}
+	p.linef("  verdict            %s", verdict)
+	p.linef("")
+}
+
+func writeLoad(p *printer, r *Run) {
+	o := r.Orders
+	p.linef("Orders      committed %s, skipped %s, failed %s, gave up %s, unknown %s%s",
+		Count(o.Committed), Count(o.Skipped), Count(o.Failed), Count(o.GaveUp), Count(o.Unknown),
+		canceledNote(o))
+	p.linef("            %s fills skipped unfunded, %s commits resolved by lookup",
+		Count(o.UnfundedFills), Count(o.Resolved))
+	p.linef("Throughput  %.1f orders/s over %.2f s", r.Throughput, r.Durations.Load)
+	p.linef("Latency     %s", latencyLine(r.Latency))
+	p.linef("Attempts    %s", attemptsLine(r.Attempts))
+	p.linef("Conflicts   %s", conflictsLine(r.Attempts))
+	for i, e := range r.Errors {
+		if i == 3 {
+			p.linef("            ... and %d more kinds of error", len(r.Errors)-i)
+			break
+		}
+		p.linef("Error       %s x %s", Count(e.Orders), e.Message)
+	}
+	p.linef("")
+}
+
+func canceledNote(o Orders) string {
+	if o.Canceled == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", canceled %s", Count(o.Canceled))
+}
+
+func latencyLine(l Latency) string {
+	if l.Count == 0 {
+		return "none recorded"
+	}
+	return fmt.Sprintf("p50 %s ms, p95 %s ms, p99 %s ms, max %s ms", ms(l.P50), ms(l.P95), ms(l.P99), ms(l.Max))
+}
+
+// ms formats milliseconds to three significant figures, the histograms' precision.
+func ms(v float64) string {
+	if v == 0 {
+		return "0"
+	}
+	rounded, err := strconv.ParseFloat(strconv.FormatFloat(v, 'g', 3, 64), 64)
+	if err != nil {
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	return strconv.FormatFloat(rounded, 'f', -1, 64)
+}
+
+// attemptsLine buckets the orders that committed by attempts: 1, 2, 3 and 4 or more.
+func attemptsLine(a Attempts) string {
+	var buckets [4]int64
+	for k, n := range a.Distribution {
+		attempts, err := strconv.Atoi(k)
+		if err != nil || attempts < 1 {
+			continue
+		}
+		buckets[min(attempts, 4)-1] += n
+	}
+	return fmt.Sprintf("1: %s, 2: %s, 3: %s, 4+: %s, gave up: %s (%s retries, %.2f s backoff)",
+		Count(buckets[0]), Count(buckets[1]), Count(buckets[2]), Count(buckets[3]),
+		Count(a.GaveUp), Count(a.Retries), a.BackoffSeconds)
+}
+
+func conflictsLine(a Attempts) string {
+	if len(a.Conflicts) == 0 {
+		return "none"
+	}
+	labels := make([]string, 0, len(a.Conflicts))
+	for label := range a.Conflicts {
+		labels = append(labels, label)
+	}
+	slices.Sort(labels)
+	parts := make([]string, len(labels))
+	for i, label := range labels {
+		parts[i] = fmt.Sprintf("%s: %s", label, Count(a.Conflicts[label]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func writeSettlement(p *printer, r *Run) {
+	if len(r.Settlement) == 0 {
+		p.linef("Settlement  not run")
+		p.linef("")
+		return
+	}
+	var paid, released int64
+	outcomes := map[string]int{}
+	for _, m := range r.Settlement {
+		paid += m.Paid
+		released += m.Released
+		outcomes[strings.ToUpper(m.Outcome)]++
+	}
+	p.linef("Settlement  %d markets (%d YES, %d NO): %s paid to longs, %s collateral released",
+		len(r.Settlement), outcomes["YES"], outcomes["NO"], Cents(paid), Cents(released))
+	p.linef("")
+}
+
+func writeChecks(p *printer, r *Run, s Style) {
+	p.linef("Checks")
+	width := 0
+	for _, c := range r.Checks {
+		width = max(width, len(c.Name))
+	}
+	for _, c := range r.Checks {
+		detail := c.Found
+		if c.Verdict == verify.Unknown && c.Error != "" {
+			detail = c.Error
+		}
+		p.linef("  %-7s %-*s  %s", s.verdict(c.Verdict), width, c.Name, detail)
+		if c.Verdict != verify.Fail {
+			continue
+		}
+		p.linef("          expected: %s", c.Expected)
+		for _, w := range c.Witnesses {
+			p.linef("          %s", witnessLine(w))
+		}
+		if extra := c.Violations - int64(len(c.Witnesses)); extra > 0 && len(c.Witnesses) > 0 {
+			p.linef("          ... and %s more", Count(extra))
+		}
+	}
+}
+
+func witnessLine(w verify.Witness) string {
+	values := make([]string, len(w.Values))
+	for i, v := range w.Values {
+		values[i] = fmt.Sprintf("%s %d", v.Name, v.Value)
+	}
+	name := w.Name
+	if name != "" {
+		name += " "
+	}
+	return fmt.Sprintf("%s %s(%s): %s", w.Kind, name, w.ID, strings.Join(values, ", "))
+}
+
+// Count formats n with thousands separators.
+func Count(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	sign := ""
+	if n < 0 {
+		sign, s = "-", s[1:]
+	}
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return sign + b.String()
+}
+
+// Cents formats an amount of cents with thousands separators.
+func Cents(n int64) string {
+	return Count(n) + " cents"
+}
