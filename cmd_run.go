@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/mattn/go-isatty"
+
+	"parity/scenario"
+	"parity/schema"
+)
+
+// runConfig is the run command's validated configuration.
+type runConfig struct {
+	sc      *scenario.Scenario
+	variant schema.Variant
+
+	// Target: dsn, or dsqlEndpoint with region, or a throwaway server when both are empty.
+	dsn          string
+	dsqlEndpoint string
+	region       string
+	dsqlUser     string
+	keepDB       bool
+	keep         bool
+
+	jsonPath string
+	progress bool
+	color    bool
+	logLevel string
+}
+
+// runFlags are the run command's flags before validation.
+type runFlags struct {
+	scenario, file, dsn, dsqlEndpoint, region, dsqlUser string
+	keepDB, keep                                        bool
+	jsonPath, logLevel                                  string
+	seed                                                uint64
+	concurrency, maxAttempts                            int
+	isolation, schemaName                               string
+	progress, color                                     choice
+}
+
+func newRunFlags(e *env) (*flag.FlagSet, *runFlags) {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	f := &runFlags{
+		progress: choice{"auto", []string{"auto", "always", "never"}},
+		color:    choice{"auto", []string{"auto", "always", "never"}},
+	}
+	fs.StringVar(&f.scenario, "scenario", "proof", "`name` of the scenario to run (see 'parity scenarios')")
+	fs.StringVar(&f.file, "file", "", "scenario `file` to use instead of the built-in scenarios.yaml")
+	fs.StringVar(&f.dsn, "dsn", "", "`URL` of an existing PostgreSQL server to run against (default $PARITY_DSN; empty starts a throwaway server)")
+	fs.StringVar(&f.dsqlEndpoint, "dsql-endpoint", "", "Aurora DSQL cluster `endpoint` to run against, with IAM authentication")
+	fs.StringVar(&f.region, "region", "", "AWS `region` of the DSQL cluster (default: taken from the endpoint)")
+	fs.StringVar(&f.dsqlUser, "dsql-user", "admin", "DSQL database `role`")
+	fs.BoolVar(&f.keepDB, "keep-db", false, "leave the throwaway server running, with the run's namespace, and print how to connect")
+	fs.BoolVar(&f.keep, "keep", false, "keep the run's namespace in the database instead of dropping it")
+	fs.StringVar(&f.jsonPath, "json", "", "write the verdict as JSON to `file`")
+	fs.Uint64Var(&f.seed, "seed", 0, "override the scenario's `seed`")
+	fs.IntVar(&f.concurrency, "concurrency", 0, "override the scenario's concurrency: `orders` in flight at once")
+	fs.IntVar(&f.maxAttempts, "max-attempts", 0, "override the scenario's retry.max_attempts: `attempts` per transaction, the first included")
+	fs.StringVar(&f.isolation, "isolation", "", "override the scenario's isolation `level`: repeatable-read, serializable or read-committed")
+	fs.StringVar(&f.schemaName, "schema", "", "override the scenario's schema `variant`: "+joinNames(schema.Names()))
+	fs.Var(&f.progress, "progress", "per-second progress lines on stderr: auto (when stderr is a terminal), always or never")
+	fs.Var(&f.color, "color", "colour in the report: auto (when stdout is a terminal and NO_COLOR is unset), always or never")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log `level` on stderr: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: parity run [flags]\n\n"+
+			"Runs a scenario against a throwaway PostgreSQL (or --dsn, or --dsql-endpoint),\n"+
+			"settles its markets, audits the books and prints the proof.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	return fs, f
+}
+
+func (e *env) run(ctx context.Context, args []string) (int, error) {
+	fs, f := newRunFlags(e)
+	if err := e.parseFlags(fs, args); err != nil {
+		return exitUsage, err
+	}
+	cfg, err := e.runConfig(fs, f)
+	if err != nil {
+		return exitUsage, err
+	}
+	return e.execute(ctx, cfg)
+}
+
+// runConfig validates the flags, loads the scenario and applies the overrides.
+func (e *env) runConfig(fs *flag.FlagSet, f *runFlags) (*runConfig, error) {
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+
+	file, err := loadScenarios(f.file)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := file.Lookup(f.scenario)
+	if err != nil {
+		return nil, err
+	}
+	copied := *sc
+	sc = &copied
+	if err := applyOverrides(sc, f, set); err != nil {
+		return nil, err
+	}
+	variant, err := schema.Lookup(sc.Schema)
+	if err != nil {
+		return nil, err
+	}
+
+	cfg := &runConfig{
+		sc: sc, variant: variant,
+		dsn: f.dsn, dsqlEndpoint: f.dsqlEndpoint, region: f.region, dsqlUser: f.dsqlUser,
+		keepDB: f.keepDB, keep: f.keep || f.keepDB,
+		jsonPath: f.jsonPath, logLevel: f.logLevel,
+	}
+	if cfg.dsn == "" && cfg.dsqlEndpoint == "" {
+		cfg.dsn = e.getenv("PARITY_DSN")
+	}
+	if err := e.checkTarget(cfg, set); err != nil {
+		return nil, err
+	}
+	if err := checkJSONPath(cfg.jsonPath); err != nil {
+		return nil, err
+	}
+	cfg.progress = decide(f.progress.value, isTerminal(os.Stderr))
+	cfg.color = decide(f.color.value, isTerminal(os.Stdout) && e.getenv("NO_COLOR") == "")
+	return cfg, nil
+}
+
+func applyOverrides(sc *scenario.Scenario, f *runFlags, set map[string]bool) error {
+	if set["seed"] {
+		sc.Seed = f.seed
+	}
+	if set["concurrency"] {
+		if f.concurrency < 1 || f.concurrency > 100000 {
+			return usageErrorf("invalid --concurrency %d: use 1 to 100000", f.concurrency)
+		}
+		sc.Concurrency = f.concurrency
+	}
+	if set["max-attempts"] {
+		if f.maxAttempts < 1 || f.maxAttempts > 1000 {
+			return usageErrorf("invalid --max-attempts %d: use 1 to 1000 (1 means never retry)", f.maxAttempts)
+		}
+		sc.Retry.MaxAttempts = f.maxAttempts
+	}
+	if set["isolation"] {
+		switch f.isolation {
+		case scenario.RepeatableRead, scenario.Serializable, scenario.ReadCommitted:
+			sc.Isolation = f.isolation
+		default:
+			return usageErrorf("invalid --isolation %q: use %s, %s or %s", f.isolation,
+				scenario.RepeatableRead, scenario.Serializable, scenario.ReadCommitted)
+		}
+	}
+	if set["schema"] {
+		if _, err := schema.Lookup(f.schemaName); err != nil {
+			return usageErrorf("invalid --schema: %v", err)
+		}
+		sc.Schema = f.schemaName
+	}
+	return nil
+}
+
+func (e *env) checkTarget(cfg *runConfig, set map[string]bool) error {
+	if set["dsn"] && set["dsql-endpoint"] {
+		return usageErrorf("--dsn and --dsql-endpoint both given: choose one target")
+	}
+	if cfg.keepDB && (cfg.dsn != "" || cfg.dsqlEndpoint != "") {
+		return usageErrorf("--keep-db keeps a throwaway server, but the run uses an existing one: " +
+			"use --keep to keep the run's namespace there")
+	}
+	if cfg.dsqlEndpoint == "" && (set["region"] || set["dsql-user"]) {
+		return usageErrorf("--region and --dsql-user need --dsql-endpoint")
+	}
+	if cfg.dsqlEndpoint != "" && cfg.sc.Isolation != scenario.RepeatableRead {
+		return usageErrorf("isolation %s is not available on Aurora DSQL, which runs every "+
+			"transaction at repeatable-read: use --isolation repeatable-read", cfg.sc.Isolation)
+	}
+	return nil
+}
+
+// checkJSONPath makes sure the JSON verdict can be written before the run starts, so that
+// a long run does not end with nowhere to put its result.
+func checkJSONPath(path string) error {
+	if path == "" {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	if info, err := os.Stat(dir); err != nil || !info.IsDir() {
+		return usageErrorf("invalid --json %q: directory %s does not exist", path, dir)
+	}
+	if info, err := os.Stat(path); err == nil && info.IsDir() {
+		return usageErrorf("invalid --json %q: it is a directory; give a file name", path)
+	}
+	probe, err := os.CreateTemp(dir, ".parity-probe-*")
+	if err != nil {
+		return usageErrorf("invalid --json %q: cannot write to %s: %v", path, dir, errors.Unwrap(err))
+	}
+	probe.Close()
+	return os.Remove(probe.Name())
+}
+
+func decide(mode string, auto bool) bool {
+	switch mode {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	return auto
+}
+
+func isTerminal(f *os.File) bool {
+	return isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())
+}
+
+func joinNames(names []string) string {
+	switch len(names) {
+	case 0:
+		return ""
+	case 1:
+		return names[0]
+	}
+	out := names[0]
+	for _, n := range names[1 : len(names)-1] {
+		out += ", " + n
+	}
+	return out + " or " + names[len(names)-1]
+}

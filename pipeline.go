@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"parity/engine"
+	"parity/report"
+	"parity/scenario"
+	"parity/schema"
+	"parity/target"
+	"parity/verify"
+)
+
+// errServerLost is the cause of a run's cancellation when the throwaway server exits.
+var errServerLost = errors.New("the throwaway PostgreSQL server exited during the run")
+
+// cleanupTimeout bounds dropping the namespace and stopping the server, which run after
+// the run's own context may have ended.
+const cleanupTimeout = 30 * time.Second
+
+// execute runs the configured scenario from target to report: start or reach the database,
+// create the run's namespace, fund, load, settle, audit and report, then clean up.
+func (e *env) execute(ctx context.Context, cfg *runConfig) (int, error) {
+	log, err := newLogger(e.stderr, cfg.logLevel)
+	if err != nil {
+		return exitUsage, err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	tgt, err := openTarget(ctx, cfg, log)
+	if err != nil {
+		return exitInfra, err
+	}
+	defer e.closeTarget(tgt, cfg, log)
+	if local, ok := tgt.(*target.Local); ok {
+		go func() {
+			select {
+			case <-local.Done():
+				cancel(errServerLost)
+			case <-ctx.Done():
+			}
+		}()
+	}
+
+	pool, err := openPool(ctx, tgt, cfg.sc.Concurrency+4)
+	if err != nil {
+		return exitInfra, err
+	}
+	defer pool.Close()
+
+	dialect := schema.PostgreSQL
+	if tgt.Kind() == target.DSQL {
+		dialect = schema.DSQL
+	}
+	ns, err := schema.Create(ctx, pool, dialect, cfg.variant, schema.NewName(time.Now()), schema.Meta{
+		Scenario: cfg.sc.Name, Seed: cfg.sc.Seed, Isolation: cfg.sc.Isolation, CreatedAt: time.Now(),
+	})
+	if err != nil {
+		return exitInfra, runError(ctx, fmt.Errorf("create namespace: %w", err))
+	}
+	log.Info("namespace created", "namespace", ns.Name, "schema", cfg.variant.Name)
+	if !cfg.keep {
+		defer dropNamespace(pool, ns.Name, log)
+	}
+
+	run := newRun(cfg, tgt, ns)
+	verdict, err := e.prove(ctx, cfg, pool, ns, run, log)
+	if err != nil {
+		return exitInfra, runError(ctx, err)
+	}
+	if err := e.writeReport(cfg, run); err != nil {
+		return exitInfra, err
+	}
+	if run.Interrupted {
+		return exitInterrupted, nil
+	}
+	return report.ExitCode(verdict), nil
+}
+
+// runError names the real cause when the run's context was cancelled by a lost server.
+func runError(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); errors.Is(cause, errServerLost) {
+		return fmt.Errorf("%w: %w", cause, err)
+	}
+	return err
+}
+
+func openTarget(ctx context.Context, cfg *runConfig, log *slog.Logger) (target.Target, error) {
+	switch {
+	case cfg.dsn != "":
+		t, err := target.ParseDSN(cfg.dsn)
+		if err != nil {
+			return nil, usageErrorf("invalid --dsn: %v", err)
+		}
+		return t, nil
+	case cfg.dsqlEndpoint != "":
+		return target.NewDSQL(ctx, target.DSQLOptions{
+			Endpoint: cfg.dsqlEndpoint, Region: cfg.region, User: cfg.dsqlUser,
+		})
+	}
+	log.Info("starting a throwaway PostgreSQL server")
+	t, err := target.StartLocal(ctx, target.LocalOptions{
+		MaxConnections: cfg.sc.Concurrency + 20,
+		Keep:           cfg.keepDB,
+		Logger:         log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start throwaway PostgreSQL: %w", err)
+	}
+	return t, nil
+}
+
+func (e *env) closeTarget(t target.Target, cfg *runConfig, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	if err := t.Close(ctx); err != nil {
+		log.Error("close target", "target", t.Describe(), "err", err)
+	}
+	if local, ok := t.(*target.Local); ok && cfg.keepDB {
+		fmt.Fprintf(e.stdout, "\nThe throwaway server is still running (--keep-db).\n%s\n", local.ConnectHint())
+	}
+}
+
+func openPool(ctx context.Context, t target.Target, maxConns int) (*pgxpool.Pool, error) {
+	config, err := t.PoolConfig(maxConns)
+	if err != nil {
+		return nil, fmt.Errorf("configure connections to %s: %w", t.Describe(), err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, config)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", t.Describe(), err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to %s: %w", t.Describe(), err)
+	}
+	return pool, nil
+}
+
+func dropNamespace(pool *pgxpool.Pool, name string, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	if err := schema.Drop(ctx, pool, name); err != nil {
+		log.Error("drop namespace", "namespace", name, "err", err)
+		return
+	}
+	log.Debug("namespace dropped", "namespace", name)
+}
+
+func newRun(cfg *runConfig, t target.Target, ns schema.Namespace) *report.Run {
+	_, throwaway := t.(*target.Local)
+	return &report.Run{
+		Format:      report.Format,
+		Tool:        schema.Tool,
+		Scenario:    cfg.sc.Name,
+		Description: cfg.sc.Description,
+		Seed:        cfg.sc.Seed,
+		Target:      report.Target{Kind: t.Kind().String(), Description: t.Describe(), Throwaway: throwaway},
+		Schema:      cfg.variant.Name,
+		Isolation:   cfg.sc.Isolation,
+		Namespace:   ns.Name,
+		Kept:        cfg.keep,
+		Concurrency: cfg.sc.Concurrency,
+		Orders:      report.Orders{Total: cfg.sc.TotalOrders()},
+	}
+}
+
+// prove funds, loads, settles and audits, filling run as it goes. It returns the verdict;
+// an interrupted run is marked in run and returns without settling or auditing.
+func (e *env) prove(ctx context.Context, cfg *runConfig, pool *pgxpool.Pool, ns schema.Namespace,
+	run *report.Run, log *slog.Logger) (verify.Verdict, error) {
+	eng, err := engine.New(pool, ns, cfg.sc, engine.Options{Logger: log})
+	if err != nil {
+		return "", err
+	}
+	start := time.Now()
+	if err := eng.Setup(ctx); err != nil {
+		return "", err
+	}
+	run.Durations.Setup = time.Since(start).Seconds()
+
+	log.Info("firing orders", "orders", cfg.sc.TotalOrders(), "concurrency", cfg.sc.Concurrency)
+	opts := engine.LoadOptions{}
+	if cfg.progress {
+		opts.Progress = report.NewProgress(e.stderr).Print
+	}
+	res, err := eng.Load(ctx, opts)
+	if res != nil {
+		run.SetLoad(cfg.sc.TotalOrders(), res)
+	}
+	if errors.Is(err, context.Canceled) && context.Cause(ctx) == context.Canceled {
+		run.Interrupted = true
+		return verify.Inconclusive, e.summarize(pool, ns, run)
+	}
+	if err != nil {
+		return "", fmt.Errorf("fire orders: %w", err)
+	}
+
+	start = time.Now()
+	settlements, err := eng.Settle(ctx)
+	run.SetSettlement(settlements)
+	if err != nil {
+		return "", fmt.Errorf("settle: %w", err)
+	}
+	run.Durations.Settle = time.Since(start).Seconds()
+	return audit(ctx, pool, ns, cfg.sc, res, run)
+}
+
+// audit runs the checks on the database and on the client's own record, and fills the
+// proof block.
+func audit(ctx context.Context, pool *pgxpool.Pool, ns schema.Namespace, sc *scenario.Scenario,
+	res *engine.LoadResult, run *report.Run) (verify.Verdict, error) {
+	start := time.Now()
+	deposits := sc.TotalDeposits()
+	results, err := verify.Audit(ctx, pool, ns, verify.Expect{Deposits: &deposits, Settled: true})
+	if err != nil {
+		return "", fmt.Errorf("audit: %w", err)
+	}
+	s := res.Stats
+	results = append(results,
+		verify.Contention(sc.ExpectContention, s.Retries(), s.UnfundedFills),
+		verify.Outcomes(s.Fired, s.Failed, s.Unknown, s.Errors))
+	summary, err := verify.Summarize(ctx, pool, ns)
+	if err != nil {
+		return "", fmt.Errorf("audit: %w", err)
+	}
+	run.Durations.Audit = time.Since(start).Seconds()
+	run.SetSummary(summary)
+	run.Checks = results
+	run.Verdict = verify.Overall(results)
+	return run.Verdict, nil
+}
+
+// summarize fills the proof block of an interrupted run, outside the cancelled context.
+func (e *env) summarize(pool *pgxpool.Pool, ns schema.Namespace, run *report.Run) error {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	summary, err := verify.Summarize(ctx, pool, ns)
+	if err != nil {
+		return err
+	}
+	run.SetSummary(summary)
+	run.Verdict = verify.Inconclusive
+	return nil
+}
+
+func (e *env) writeReport(cfg *runConfig, run *report.Run) error {
+	if err := report.WriteText(e.stdout, run, report.Style{Color: cfg.color}); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	if cfg.jsonPath != "" {
+		if err := report.WriteJSONFile(cfg.jsonPath, run); err != nil {
+			return err
+		}
+	}
+	return nil
+}
