@@ -93,7 +93,7 @@ func (r *Runner) Run(ctx context.Context, rng *rand.Rand, body Body, lookup Look
 	var res Result
 	for n := 1; ; n++ {
 		start := time.Now()
-		err, commitLost := r.attempt(ctx, body)
+		err, commitLost, pid := r.attempt(ctx, body)
 		a := Attempt{N: n, Class: Classify(err), Duration: time.Since(start)}
 		if a.Class == ClassConflict {
 			a.Label = ConflictLabel(err)
@@ -101,7 +101,7 @@ func (r *Runner) Run(ctx context.Context, rng *rand.Rand, body Body, lookup Look
 			a.Label = SQLState(err)
 		}
 		if commitLost {
-			committed, lookupErr := resolve(ctx, r.Pool, lookup)
+			committed, lookupErr := resolve(ctx, r.Pool, lookup, pid)
 			if lookupErr != nil {
 				res.Attempts = append(res.Attempts, a)
 				res.Outcome, res.Err = Unknown, errors.Join(err, lookupErr)
@@ -147,35 +147,44 @@ func decide(c Class, canceled bool) (Outcome, bool) {
 }
 
 // attempt runs one transaction. commitLost is true when COMMIT may have reached the server
-// but its reply did not reach the client.
-func (r *Runner) attempt(ctx context.Context, body Body) (err error, commitLost bool) {
+// but its reply did not reach the client; pid is then the server process of the lost session.
+func (r *Runner) attempt(ctx context.Context, body Body) (err error, commitLost bool, pid uint32) {
 	conn, err := r.Pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("acquire connection: %w", err), false
+		return fmt.Errorf("acquire connection: %w", err), false, 0
 	}
 	defer conn.Release()
+	pid = conn.Conn().PgConn().PID()
 
 	tx, err := conn.BeginTx(ctx, r.TxOptions)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err), false
+		return fmt.Errorf("begin: %w", err), false, pid
 	}
 	if err := body(ctx, tx); err != nil {
 		// The rollback's own error adds nothing: either the connection is gone, which
 		// err already shows, or the server ends the transaction anyway.
 		_ = tx.Rollback(context.WithoutCancel(ctx))
-		return err, false
+		return err, false, pid
 	}
 	err = tx.Commit(ctx)
 	if err == nil {
-		return nil, false
+		return nil, false, pid
 	}
 	var pgErr *pgconn.PgError
 	lost := !errors.As(err, &pgErr) && !pgconn.SafeToRetry(err) &&
 		!errors.Is(err, pgx.ErrTxCommitRollback) && Classify(err) != ClassPermanent
-	return fmt.Errorf("commit: %w", err), lost
+	return fmt.Errorf("commit: %w", err), lost, pid
 }
 
-func resolve(ctx context.Context, pool *pgxpool.Pool, lookup Lookup) (bool, error) {
+// sessionEndTimeout bounds the wait for a lost session's server process to exit.
+const sessionEndTimeout = 10 * time.Second
+
+// resolve decides whether a transaction whose COMMIT reply was lost committed. A COMMIT
+// that reached the server may still be running when the client notices the loss, and a
+// lookup made then would miss it and invite a retry that applies the order twice. So
+// resolve first waits until the lost session's server process has exited, which ends its
+// transaction one way or the other, and only then runs lookup.
+func resolve(ctx context.Context, pool *pgxpool.Pool, lookup Lookup, pid uint32) (bool, error) {
 	if lookup == nil {
 		return false, errors.New("resolve lost commit: no lookup for this transaction")
 	}
@@ -187,11 +196,48 @@ func resolve(ctx context.Context, pool *pgxpool.Pool, lookup Lookup) (bool, erro
 		return false, fmt.Errorf("resolve lost commit: %w", err)
 	}
 	defer conn.Release()
+	if err := waitForSessionEnd(ctx, conn, pid); err != nil {
+		return false, fmt.Errorf("resolve lost commit: %w", err)
+	}
 	committed, err := lookup(ctx, conn)
 	if err != nil {
 		return false, fmt.Errorf("resolve lost commit: %w", err)
 	}
 	return committed, nil
+}
+
+// waitForSessionEnd waits until no server process with the given pid is left.
+//
+// NOTE: Aurora DSQL's pg_stat_activity is not known to list other sessions' processes; where
+// the query fails, or pid is unknown, the lookup runs without the wait and a COMMIT still in
+// flight can be missed.
+func waitForSessionEnd(ctx context.Context, conn *pgxpool.Conn, pid uint32) error {
+	if pid == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, sessionEndTimeout)
+	defer cancel()
+	for {
+		var alive bool
+		err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)",
+			int64(pid)).Scan(&alive)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("server process %d still running after %v", pid, sessionEndTimeout)
+			}
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) {
+				return nil // no usable pg_stat_activity: see the note above
+			}
+			return err
+		}
+		if !alive {
+			return nil
+		}
+		if err := sleep(ctx, 5*time.Millisecond); err != nil {
+			return fmt.Errorf("server process %d still running after %v", pid, sessionEndTimeout)
+		}
+	}
 }
 
 // Backoff returns the sleep after failed attempt n (from 1): exponential backoff with full
