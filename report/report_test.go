@@ -36,7 +36,7 @@ func sampleRun() *Run {
 			{Name: "ledger-balanced", Verdict: verify.Fail, Checked: 197, Violations: 7,
 				Expected: "every journal sums to 0", Found: "7 unbalanced of 197 journals",
 				Witnesses: []verify.Witness{{Kind: "journal", ID: "0b5d", Name: "fill",
-					Values: []verify.Value{{"sum", 42}, {"entries", 3}}}}},
+					Values: []verify.Value{{Name: "sum", Value: 42}, {Name: "entries", Value: 3}}}}},
 			{Name: "contention", Verdict: verify.Pass, Found: "1462 retries, 12 skipped fills"},
 			{Name: "outcomes-known", Verdict: verify.Unknown, Error: "6 orders gave up"},
 		},
