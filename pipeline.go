@@ -219,7 +219,7 @@ func audit(ctx context.Context, pool *pgxpool.Pool, ns schema.Namespace, sc *sce
 	res *engine.LoadResult, run *report.Run) (verify.Verdict, error) {
 	start := time.Now()
 	deposits := sc.TotalDeposits()
-	results, err := verify.Audit(ctx, pool, ns, verify.Expect{Deposits: &deposits, Settled: true})
+	results, err := verify.Audit(ctx, pool, ns, verify.Expect{Phase: verify.Final, Deposits: &deposits})
 	if err != nil {
 		return "", fmt.Errorf("audit: %w", err)
 	}

@@ -72,26 +72,37 @@ type DB interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Expect holds what the client knows independently of the database. The zero value
-// expects nothing beyond the database's own records.
+// Phase is the point in a run's life that an audit looks at; it decides which checks apply.
+type Phase int
+
+const (
+	// Live is a run whose markets may still be trading: checks that need settlement or
+	// the client's history do not apply.
+	Live Phase = iota
+	// Final is a finished run: every market settled and the client's history written.
+	Final
+)
+
+// Expect holds what the client knows independently of the database. The zero value audits
+// a live namespace and expects nothing beyond the database's own records.
 type Expect struct {
+	Phase Phase
 	// Deposits is the total the client deposited, in cents; nil when unknown.
 	Deposits *int64
-	// Settled is set when every market should have been settled, so that a market left
-	// open is a violation rather than skipped.
-	Settled bool
 }
 
 // Check is one invariant over a namespace.
 type Check struct {
 	Name        string
 	Description string
-	run         func(ctx context.Context, db DB, ns schema.Namespace, exp Expect, r *Result) error
+	// FinalOnly marks a check that needs a finished run.
+	FinalOnly bool
+	run       func(ctx context.Context, db DB, ns schema.Namespace, exp Expect, r *Result) error
 }
 
-// Checks returns the audit's checks in the order they run.
-func Checks() []Check {
-	return []Check{
+// Checks returns the checks that apply in the phase, in the order they run.
+func Checks(phase Phase) []Check {
+	all := []Check{
 		ledgerBalanced,
 		cashConserved,
 		noNegativeBalance,
@@ -99,14 +110,22 @@ func Checks() []Check {
 		contractsZeroSum,
 		settlementZeroSum,
 	}
+	var checks []Check
+	for _, c := range all {
+		if phase == Final || !c.FinalOnly {
+			checks = append(checks, c)
+		}
+	}
+	return checks
 }
 
-// Audit runs every check against the namespace and returns their results. A check whose
-// query fails is Unknown with the error; the audit goes on with the others. Audit returns
-// an error only when ctx ends.
+// Audit runs the phase's checks against the namespace and returns their results. A check
+// whose query fails is Unknown with the error, and the audit goes on with the others. Audit
+// returns an error only when ctx ends. To see one consistent state while orders are still
+// committing, pass a REPEATABLE READ transaction as db.
 func Audit(ctx context.Context, db DB, ns schema.Namespace, exp Expect) ([]Result, error) {
 	var results []Result
-	for _, c := range Checks() {
+	for _, c := range Checks(exp.Phase) {
 		r, err := c.Run(ctx, db, ns, exp)
 		if err != nil && ctx.Err() != nil {
 			return results, ctx.Err()

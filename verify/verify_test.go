@@ -75,7 +75,7 @@ func books(t *testing.T) (*pgxpool.Pool, schema.Namespace, *scenario.Scenario) {
 func audit(t *testing.T, pool *pgxpool.Pool, ns schema.Namespace, sc *scenario.Scenario) map[string]verify.Result {
 	t.Helper()
 	deposits := sc.TotalDeposits()
-	results, err := verify.Audit(context.Background(), pool, ns, verify.Expect{Deposits: &deposits, Settled: true})
+	results, err := verify.Audit(context.Background(), pool, ns, verify.Expect{Phase: verify.Final, Deposits: &deposits})
 	if err != nil {
 		t.Fatalf("audit: %v", err)
 	}
@@ -83,8 +83,8 @@ func audit(t *testing.T, pool *pgxpool.Pool, ns schema.Namespace, sc *scenario.S
 	for _, r := range results {
 		byName[r.Name] = r
 	}
-	if len(byName) != len(verify.Checks()) {
-		t.Fatalf("audit returned %d results, want one per check (%d)", len(byName), len(verify.Checks()))
+	if len(byName) != len(verify.Checks(verify.Final)) {
+		t.Fatalf("audit returned %d results, want one per check (%d)", len(byName), len(verify.Checks(verify.Final)))
 	}
 	return byName
 }
@@ -273,7 +273,7 @@ func TestConsistencyAuditCatchesCorruption(t *testing.T) {
 			}
 		})
 	}
-	for _, c := range verify.Checks() {
+	for _, c := range verify.Checks(verify.Final) {
 		if !covered[c.Name] {
 			t.Errorf("check %s has no corruption test", c.Name)
 		}
