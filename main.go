@@ -15,6 +15,9 @@ import (
 )
 
 func main() {
+	// A closed stdout pipe, as in parity run | head, then fails the write instead of
+	// killing the process before it can remove its server and namespace.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
 		// After the first signal, a second one stops the process at once.

@@ -84,7 +84,7 @@ type DSQLCluster struct {
 func NewDSQL(ctx context.Context, opts DSQLOptions) (*DSQLCluster, error) {
 	endpoint, region, err := resolveDSQLEndpoint(opts.Endpoint, opts.Region)
 	if err != nil {
-		return nil, err
+		return nil, optionsError{err}
 	}
 	c := &DSQLCluster{endpoint: endpoint, region: region, user: opts.User,
 		tokenTTL: opts.TokenTTL, creds: opts.Credentials}
@@ -95,8 +95,8 @@ func NewDSQL(ctx context.Context, opts DSQLOptions) (*DSQLCluster, error) {
 	case c.tokenTTL == 0:
 		c.tokenTTL = defaultTokenTTL
 	case c.tokenTTL < time.Second || c.tokenTTL > maxTokenTTL:
-		return nil, fmt.Errorf("invalid DSQL token lifetime %v: use 1s to %v, or 0 for %v",
-			opts.TokenTTL, maxTokenTTL, defaultTokenTTL)
+		return nil, optionsError{fmt.Errorf("invalid DSQL token lifetime %v: use 1s to %v, or 0 for %v",
+			opts.TokenTTL, maxTokenTTL, defaultTokenTTL)}
 	}
 	if c.creds == nil {
 		cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(region))

@@ -9,6 +9,7 @@ package target
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -62,3 +63,14 @@ func checkMaxConns(maxConns int) error {
 	}
 	return nil
 }
+
+// ErrInvalidOptions matches, with errors.Is, the errors a target returns for options that
+// cannot work, such as a malformed DSQL endpoint, as opposed to failures to reach the
+// database.
+var ErrInvalidOptions = errors.New("invalid target options")
+
+// optionsError marks err as ErrInvalidOptions without changing its message.
+type optionsError struct{ err error }
+
+func (e optionsError) Error() string   { return e.err.Error() }
+func (e optionsError) Unwrap() []error { return []error{e.err, ErrInvalidOptions} }
