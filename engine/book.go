@@ -42,12 +42,20 @@ type sqlBook struct {
 	exhausted bool
 	cursor    Resting
 	positions map[uuid.UUID]int64
+
+	// versions holds each account's row version after this transaction's last write to
+	// it; the order row records them so that an audit can put orders in a serial order.
+	versions map[uuid.UUID]int64
+	// deferred holds, by trade, the credits that the split-fill sabotage moves out of the
+	// order's transaction.
+	deferred map[uuid.UUID][]Credit
 }
 
 func openSQLBook(ctx context.Context, tx pgx.Tx, ns schema.Namespace, t Taker,
 	attempt int, faults Faults) (*sqlBook, error) {
 	b := &sqlBook{tx: tx, ns: ns, taker: t, attempt: attempt, faults: faults,
-		positions: map[uuid.UUID]int64{}}
+		positions: map[uuid.UUID]int64{}, versions: map[uuid.UUID]int64{},
+		deferred: map[uuid.UUID][]Credit{}}
 	err := tx.QueryRow(ctx, fmt.Sprintf(`UPDATE %s SET version = version + 1
 		WHERE id = $1 AND status = $2 RETURNING version`, ns.Table(schema.MarketsTable)),
 		t.Market, schema.MarketOpen).Scan(&b.bookSeq)
@@ -139,61 +147,132 @@ func (b *sqlBook) Position(ctx context.Context, account uuid.UUID) (int64, error
 	return p, nil
 }
 
-// Fund implements Book: a conditional update per side, sent together. When only one side
-// can pay, its update is reversed in the same transaction, because DSQL has no savepoints
-// to roll back to.
+// cashMove is one side's part of a fill.
+type cashMove struct {
+	account uuid.UUID
+	change  CashChange
+	buyer   bool
+}
+
+// Fund implements Book with a conditional update per side, sent together: an update that
+// changes no row means that side cannot pay. When a side cannot pay, the other side's update
+// is reversed in the same transaction, because DSQL has no savepoints to roll back to, and
+// the unpaying account's row is written anyway (its version bumped). That write turns the
+// balance read behind the decision into a write, so that under snapshot isolation a
+// concurrent change to the balance conflicts with the skip instead of passing unseen.
 func (b *sqlBook) Fund(ctx context.Context, f Fill) (Funding, error) {
-	buyerOK, sellerOK, err := b.moveCash(ctx, f.Buyer, f.BuyerCash, f.Seller, f.SellerCash)
+	moves := []cashMove{{f.Buyer, f.BuyerCash, true}, {f.Seller, f.SellerCash, false}}
+	if b.faults.SplitFill {
+		moves = b.splitMoves(f)
+	}
+	funded, err := b.applyMoves(ctx, moves)
 	if err != nil {
 		return 0, err
 	}
-	switch {
-	case buyerOK && sellerOK:
-		return Funded, nil
-	case buyerOK:
-		return SellerUnfunded, b.reverse(ctx, f.Buyer, f.BuyerCash)
-	case sellerOK:
-		return BuyerUnfunded, b.reverse(ctx, f.Seller, f.SellerCash)
-	default:
-		return BuyerUnfunded, nil
+	result := Funded
+	for i, m := range moves {
+		switch {
+		case funded[i]:
+		case m.buyer:
+			result = BuyerUnfunded
+		case result == Funded:
+			result = SellerUnfunded
+		}
 	}
+	if result == Funded {
+		return Funded, nil
+	}
+	delete(b.deferred, f.ID)
+	return result, b.undoMoves(ctx, moves, funded)
 }
 
-func (b *sqlBook) moveCash(ctx context.Context, buyer uuid.UUID, buyerCash CashChange,
-	seller uuid.UUID, sellerCash CashChange) (bool, bool, error) {
+// applyMoves applies each move if its account can pay, and reports which could.
+func (b *sqlBook) applyMoves(ctx context.Context, moves []cashMove) ([]bool, error) {
+	if b.faults.LostUpdate {
+		return b.applyMovesLostUpdate(ctx, moves)
+	}
+	funded := make([]bool, len(moves))
+	batch := &pgx.Batch{}
 	sql := fmt.Sprintf(`UPDATE %s SET free = free + $2, locked = locked + $3,
-		version = version + 1 WHERE id = $1 AND free >= $4`, b.ns.Table(schema.AccountsTable))
+		version = version + 1 WHERE id = $1 AND free >= $4 RETURNING version`,
+		b.ns.Table(schema.AccountsTable))
 	if b.faults.UnconditionalDebit {
 		sql = fmt.Sprintf(`UPDATE %s SET free = free + $2, locked = locked + $3,
-			version = version + 1 WHERE id = $1 AND $4::bigint IS NOT NULL`,
+			version = version + 1 WHERE id = $1 AND $4::bigint IS NOT NULL RETURNING version`,
 			b.ns.Table(schema.AccountsTable))
 	}
-	batch := &pgx.Batch{}
-	batch.Queue(sql, buyer, buyerCash.Free, buyerCash.Locked, buyerCash.Cost())
-	batch.Queue(sql, seller, sellerCash.Free, sellerCash.Locked, sellerCash.Cost())
-	br := b.tx.SendBatch(ctx, batch)
-	buyerTag, err := br.Exec()
-	if err != nil {
-		_ = br.Close()
-		return false, false, fmt.Errorf("debit buyer %s: %w", buyer, err)
+	for i, m := range moves {
+		batch.Queue(sql, m.account, m.change.Free, m.change.Locked, m.change.Cost()).
+			QueryRow(func(row pgx.Row) error {
+				var version int64
+				err := row.Scan(&version)
+				if errors.Is(err, pgx.ErrNoRows) {
+					return nil
+				}
+				if err != nil {
+					return fmt.Errorf("move cash of account %s: %w", m.account, err)
+				}
+				funded[i] = true
+				b.versions[m.account] = version
+				return nil
+			})
 	}
-	sellerTag, err := br.Exec()
-	if err != nil {
-		_ = br.Close()
-		return false, false, fmt.Errorf("debit seller %s: %w", seller, err)
+	if err := b.tx.SendBatch(ctx, batch).Close(); err != nil {
+		return nil, err
 	}
-	if err := br.Close(); err != nil {
-		return false, false, fmt.Errorf("move cash: %w", err)
-	}
-	return buyerTag.RowsAffected() == 1, sellerTag.RowsAffected() == 1, nil
+	return funded, nil
 }
 
-func (b *sqlBook) reverse(ctx context.Context, account uuid.UUID, c CashChange) error {
-	_, err := b.tx.Exec(ctx, fmt.Sprintf(`UPDATE %s SET free = free - $2, locked = locked - $3,
-		version = version + 1 WHERE id = $1`, b.ns.Table(schema.AccountsTable)),
-		account, c.Free, c.Locked)
-	if err != nil {
-		return fmt.Errorf("reverse cash of account %s: %w", account, err)
+// applyMovesLostUpdate is the lost-update sabotage: it reads each balance, computes the new
+// one in Go and writes it back as an absolute value. At READ COMMITTED nothing stops two
+// orders from reading the same balance, and the second write erases the first. The pause
+// between read and write widens that window so that the defect shows on every run.
+func (b *sqlBook) applyMovesLostUpdate(ctx context.Context, moves []cashMove) ([]bool, error) {
+	funded := make([]bool, len(moves))
+	for i, m := range moves {
+		var free, locked, version int64
+		err := b.tx.QueryRow(ctx, fmt.Sprintf("SELECT free, locked, version FROM %s WHERE id = $1",
+			b.ns.Table(schema.AccountsTable)), m.account).Scan(&free, &locked, &version)
+		if err != nil {
+			return nil, fmt.Errorf("read account %s: %w", m.account, err)
+		}
+		if free < m.change.Cost() {
+			continue
+		}
+		if err := sleep(ctx, lostUpdatePause); err != nil {
+			return nil, err
+		}
+		_, err = b.tx.Exec(ctx, fmt.Sprintf(`UPDATE %s SET free = $2, locked = $3, version = $4
+			WHERE id = $1`, b.ns.Table(schema.AccountsTable)),
+			m.account, free+m.change.Free, locked+m.change.Locked, version+1)
+		if err != nil {
+			return nil, fmt.Errorf("write account %s: %w", m.account, err)
+		}
+		funded[i] = true
+		b.versions[m.account] = version + 1
 	}
-	return nil
+	return funded, nil
+}
+
+// undoMoves reverses the moves that were applied and writes the rows of the accounts that
+// could not pay, in one round trip.
+func (b *sqlBook) undoMoves(ctx context.Context, moves []cashMove, funded []bool) error {
+	batch := &pgx.Batch{}
+	for i, m := range moves {
+		change := CashChange{}
+		if funded[i] {
+			change = CashChange{-m.change.Free, -m.change.Locked}
+		}
+		batch.Queue(fmt.Sprintf(`UPDATE %s SET free = free + $2, locked = locked + $3,
+			version = version + 1 WHERE id = $1 RETURNING version`, b.ns.Table(schema.AccountsTable)),
+			m.account, change.Free, change.Locked).QueryRow(func(row pgx.Row) error {
+			var version int64
+			if err := row.Scan(&version); err != nil {
+				return fmt.Errorf("undo cash move of account %s: %w", m.account, err)
+			}
+			b.versions[m.account] = version
+			return nil
+		})
+	}
+	return b.tx.SendBatch(ctx, batch).Close()
 }

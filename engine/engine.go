@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -32,39 +33,62 @@ type Options struct {
 	Faults Faults
 	// Logger receives progress and retry logs; nil discards them.
 	Logger *slog.Logger
+	// OrderPool, when not nil, carries the orders' transactions instead of the engine's
+	// pool, for example one whose connections break at COMMIT on purpose. Setup,
+	// settlement and the history always use the engine's pool.
+	OrderPool *pgxpool.Pool
 }
 
 // Engine runs one scenario in one namespace. It is safe for concurrent use once Setup has
 // returned.
 type Engine struct {
-	pool   *pgxpool.Pool
-	ns     schema.Namespace
-	sc     *scenario.Scenario
-	runner *Runner
+	pool *pgxpool.Pool
+	ns   schema.Namespace
+	sc   *scenario.Scenario
+	// orders runs the order transactions; admin runs setup, settlement and the history.
+	orders *Runner
+	admin  *Runner
 	opts   Options
 	log    *slog.Logger
+
+	// deferredCredits counts the split-fill sabotage's deferred credits.
+	deferredCredits atomic.Int64
+	// inFlight counts, per market index, the order transactions open in that market.
+	inFlight []atomic.Int32
 }
 
 // New returns an engine for the scenario in the namespace. The namespace must exist.
 func New(pool *pgxpool.Pool, ns schema.Namespace, sc *scenario.Scenario, opts Options) (*Engine, error) {
-	txOpts, err := TxOptions(sc.Isolation)
+	isolation := sc.Isolation
+	if opts.Faults.LostUpdate {
+		// The lost-update defect needs reads that see other transactions' commits.
+		isolation = scenario.ReadCommitted
+	}
+	txOpts, err := TxOptions(isolation)
 	if err != nil {
 		return nil, err
 	}
 	if opts.MaxFills <= 0 {
 		opts.MaxFills = DefaultMaxFills
 	}
+	orderPool := opts.OrderPool
+	if orderPool == nil {
+		orderPool = pool
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Engine{
-		pool:   pool,
-		ns:     ns,
-		sc:     sc,
-		runner: &Runner{Pool: pool, Policy: sc.Retry, TxOptions: txOpts},
-		opts:   opts,
-		log:    log,
+		pool: pool,
+		ns:   ns,
+		sc:   sc,
+		orders: &Runner{Pool: orderPool, Policy: sc.Retry, TxOptions: txOpts,
+			BlindRetry: opts.Faults.BlindRetry},
+		admin:    &Runner{Pool: pool, Policy: sc.Retry, TxOptions: txOpts},
+		opts:     opts,
+		log:      log,
+		inFlight: make([]atomic.Int32, sc.Markets),
 	}, nil
 }
 
@@ -98,27 +122,45 @@ func (e *Engine) PlaceOrder(ctx context.Context, rng *rand.Rand, o scenario.Orde
 		Quantity: o.Quantity,
 	}
 	var m *Match
+	var credits map[uuid.UUID][]Credit
 	attempt := 0
 	body := func(ctx context.Context, tx pgx.Tx) error {
 		attempt++
+		if e.opts.Faults.BlindRetry && attempt > 1 {
+			// A naive client sends the order again as a new one.
+			t.ID = uuid.New()
+		}
 		b, err := openSQLBook(ctx, tx, e.ns, t, attempt, e.opts.Faults)
 		if err != nil {
 			return err
 		}
 		m, err = Place(ctx, b, t, e.opts.MaxFills)
+		credits = b.deferred
 		return err
 	}
-	res := e.runner.Run(ctx, rng, body, e.orderExists(t.ID))
-	return newOrderRecord(o.Seq, res, m)
+	overlapped := false
+	track := func() func() {
+		if e.inFlight[o.Market].Add(1) > 1 {
+			overlapped = true
+		}
+		return func() { e.inFlight[o.Market].Add(-1) }
+	}
+	res := e.orders.RunTracked(ctx, rng, body, e.orderExists(&t.ID), track)
+	rec := newOrderRecord(o.Seq, t.ID, res, m)
+	rec.Overlapped = overlapped
+	if res.Outcome == Committed && len(credits) > 0 {
+		e.creditLater(ctx, rng, credits)
+	}
+	return rec
 }
 
 // orderExists returns the lookup that resolves a lost COMMIT: the order row is written in
 // the same transaction as everything else, so it exists exactly when the order committed.
-func (e *Engine) orderExists(id uuid.UUID) Lookup {
+func (e *Engine) orderExists(id *uuid.UUID) Lookup {
 	return func(ctx context.Context, conn *pgxpool.Conn) (bool, error) {
 		var exists bool
 		err := conn.QueryRow(ctx, fmt.Sprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE id = $1)",
-			e.ns.Table(schema.OrdersTable)), id).Scan(&exists)
+			e.ns.Table(schema.OrdersTable)), *id).Scan(&exists)
 		return exists, err
 	}
 }

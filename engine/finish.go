@@ -3,6 +3,9 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -72,23 +75,94 @@ func (b *sqlBook) queueOrder(batch *pgx.Batch, t Taker, m *Match) {
 		reason = &m.Reason
 	}
 	batch.Queue(fmt.Sprintf(`INSERT INTO %s (id, seq, market_id, account_id, side, price,
-		quantity, filled, status, cancel_reason, book_seq, attempt)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		quantity, filled, status, cancel_reason, book_seq, attempt, account_versions)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		b.ns.Table(schema.OrdersTable)), t.ID, t.Seq, t.Market, t.Account, string(t.Side),
-		t.Price, t.Quantity, m.Filled, m.Status, reason, b.bookSeq, b.attempt)
+		t.Price, t.Quantity, m.Filled, m.Status, reason, b.bookSeq, b.attempt,
+		EncodeVersions(b.versions))
+}
+
+// splitEntries takes the deferred credits out of a fill's entries: what is left is the part
+// of the journal that the order's own transaction writes.
+func splitEntries(entries []Entry, credits []Credit) []Entry {
+	net := map[[2]string]int64{}
+	var order [][2]string
+	for _, e := range entries {
+		key := [2]string{e.Account.String(), e.Bucket}
+		if _, ok := net[key]; !ok {
+			order = append(order, key)
+		}
+		net[key] += e.Amount
+	}
+	for _, c := range credits {
+		for _, part := range []Entry{{c.Account, schema.BucketFree, c.Change.Free},
+			{c.Account, schema.BucketLocked, c.Change.Locked}} {
+			key := [2]string{part.Account.String(), part.Bucket}
+			if _, ok := net[key]; !ok {
+				order = append(order, key)
+			}
+			net[key] -= part.Amount
+		}
+	}
+	var out []Entry
+	for _, key := range order {
+		if net[key] != 0 {
+			out = append(out, Entry{uuid.MustParse(key[0]), key[1], net[key]})
+		}
+	}
+	return out
+}
+
+// EncodeVersions writes account row versions as "account:version" pairs sorted by account
+// and joined by commas: a plain text column that every dialect stores.
+func EncodeVersions(versions map[uuid.UUID]int64) string {
+	pairs := make([]string, 0, len(versions))
+	for account, v := range versions {
+		pairs = append(pairs, account.String()+":"+strconv.FormatInt(v, 10))
+	}
+	slices.Sort(pairs)
+	return strings.Join(pairs, ",")
+}
+
+// DecodeVersions reads what EncodeVersions wrote.
+func DecodeVersions(s string) (map[uuid.UUID]int64, error) {
+	versions := map[uuid.UUID]int64{}
+	if s == "" {
+		return versions, nil
+	}
+	for _, pair := range strings.Split(s, ",") {
+		account, version, ok := strings.Cut(pair, ":")
+		if !ok {
+			return nil, fmt.Errorf("decode account versions: %q is not account:version", pair)
+		}
+		id, err := uuid.Parse(account)
+		if err != nil {
+			return nil, fmt.Errorf("decode account versions: %w", err)
+		}
+		v, err := strconv.ParseInt(version, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("decode account versions: %w", err)
+		}
+		versions[id] = v
+	}
+	return versions, nil
 }
 
 // queueFill queues the trade, its ledger journal and the update of the resting order. The
 // update is conditional on the order still being open with enough left, and sendChecked
 // turns a miss into ErrBookChanged.
 func (b *sqlBook) queueFill(batch *pgx.Batch, t Taker, i int, f Fill) {
-	trade := uuid.New()
+	trade := f.ID
 	batch.Queue(fmt.Sprintf(`INSERT INTO %s (id, market_id, taker_order_id, maker_order_id,
 		buyer_id, seller_id, price, quantity, book_seq, fill_index)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, b.ns.Table(schema.TradesTable)),
 		trade, t.Market, t.ID, f.Maker.ID, f.Buyer, f.Seller, f.Price, f.Quantity,
 		b.bookSeq, i)
-	for j, e := range FillEntries(f) {
+	entries := FillEntries(f)
+	if credits, ok := b.deferred[f.ID]; ok {
+		entries = splitEntries(entries, credits)
+	}
+	for j, e := range entries {
 		if b.faults.MissingEntry && i == 0 && j == 0 {
 			continue
 		}

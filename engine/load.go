@@ -45,7 +45,7 @@ type LoadResult struct {
 // lets the orders in flight finish or cancel, and returns what was done with ctx's error.
 func (e *Engine) Load(ctx context.Context, opts LoadOptions) (*LoadResult, error) {
 	total := e.sc.TotalOrders()
-	if err := warm(ctx, e.pool, e.sc.Concurrency); err != nil {
+	if err := warm(ctx, e.orders.Pool, e.sc.Concurrency); err != nil {
 		return nil, err
 	}
 	l := &loader{e: e, total: total, records: make([]OrderRecord, total), rec: newRecorder()}

@@ -37,6 +37,8 @@ type Resting struct {
 
 // Fill is one match of the taker against a resting order, at the resting order's price.
 type Fill struct {
+	// ID is the trade's id, and the id of the fill's ledger journal.
+	ID       uuid.UUID
 	Maker    Resting
 	Price    int64
 	Quantity int64
@@ -187,7 +189,7 @@ func newFill(t Taker, r Resting, qty int64, position func(uuid.UUID) (int64, err
 	if qty <= 0 {
 		return Fill{}, fmt.Errorf("match order %s: resting order %s has %d remaining", t.ID, r.ID, r.Remaining)
 	}
-	f := Fill{Maker: r, Price: r.Price, Quantity: qty, Buyer: t.Account, Seller: r.Account}
+	f := Fill{ID: uuid.New(), Maker: r, Price: r.Price, Quantity: qty, Buyer: t.Account, Seller: r.Account}
 	if t.Side == scenario.Sell {
 		f.Buyer, f.Seller = r.Account, t.Account
 	}

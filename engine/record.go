@@ -3,20 +3,28 @@ package engine
 import (
 	"time"
 
+	"github.com/google/uuid"
+
 	"parity/schema"
 )
 
 // OrderRecord is one order as the client saw it: the client's own history, which the audit
 // checks against the database.
 type OrderRecord struct {
-	Seq     int64
+	Seq int64
+	// ID is the order's id as last sent: the stream's id, unless the blind-retry sabotage
+	// resent the order under a new one.
+	ID      uuid.UUID
 	Outcome Outcome
 	// Attempts counts the transaction's attempts; Conflicts counts those that ended in a
 	// serialization failure or deadlock.
 	Attempts  int
 	Conflicts int
-	// Resolved is set when COMMIT's reply was lost and a lookup settled the outcome.
-	Resolved bool
+	// LostCommits counts attempts whose COMMIT reply was lost. Of those, lookups found
+	// ResolvedCommitted committed and ResolvedNotCommitted not; the rest stayed unresolved.
+	LostCommits          int
+	ResolvedCommitted    int
+	ResolvedNotCommitted int
 	// Status and Reason are the order's final status and cancel reason, when committed.
 	Status string
 	Reason string
@@ -27,6 +35,10 @@ type OrderRecord struct {
 	Notional int64
 	// UnfundedFills counts fills skipped because one side could not pay.
 	UnfundedFills int
+	// Overlapped is set when one of the order's transactions began while another order's
+	// was open in the same market. Every order writes its market's row, so the two
+	// conflicted: one waited for the other's lock, or failed and retried.
+	Overlapped bool
 	// Latency runs from the first BEGIN to the final outcome, backoff included.
 	Latency time.Duration
 	// Attempt records, kept for the run's retry statistics.
@@ -44,9 +56,10 @@ func (r *OrderRecord) Category() string {
 	return r.Outcome.String()
 }
 
-func newOrderRecord(seq int64, res Result, m *Match) OrderRecord {
+func newOrderRecord(seq int64, id uuid.UUID, res Result, m *Match) OrderRecord {
 	rec := OrderRecord{
 		Seq:        seq,
+		ID:         id,
 		Outcome:    res.Outcome,
 		Attempts:   len(res.Attempts),
 		AttemptLog: res.Attempts,
@@ -56,7 +69,15 @@ func newOrderRecord(seq int64, res Result, m *Match) OrderRecord {
 		if a.Class == ClassConflict {
 			rec.Conflicts++
 		}
-		rec.Resolved = rec.Resolved || a.Resolved
+		if a.CommitLost {
+			rec.LostCommits++
+		}
+		switch {
+		case a.Resolved && a.Class == ClassNone:
+			rec.ResolvedCommitted++
+		case a.Resolved:
+			rec.ResolvedNotCommitted++
+		}
 	}
 	if res.Outcome == Committed && m != nil {
 		rec.Status, rec.Reason = m.Status, m.Reason

@@ -53,7 +53,10 @@ type Attempt struct {
 	Duration time.Duration
 	// Backoff is the sleep before the next attempt; zero after the last.
 	Backoff time.Duration
-	// Resolved is set when COMMIT's outcome was unknown and a lookup settled it.
+	// CommitLost is set when COMMIT was sent but its reply never arrived.
+	CommitLost bool
+	// Resolved is set when a lookup settled a lost COMMIT's outcome; Class then says
+	// which: ClassNone when the transaction had committed.
 	Resolved bool
 }
 
@@ -73,6 +76,9 @@ type Runner struct {
 	// TxOptions are used for every BEGIN. The zero value begins at the server's default
 	// isolation level.
 	TxOptions pgx.TxOptions
+	// BlindRetry retries a transaction whose COMMIT reply was lost without looking it up:
+	// the defect of a naive client, kept for the blind-retry sabotage.
+	BlindRetry bool
 }
 
 // Body is one attempt's work inside a transaction. It runs again from the start on every
@@ -90,17 +96,27 @@ type Lookup func(ctx context.Context, db *pgxpool.Conn) (bool, error)
 // known not to have committed; lookup may be nil, which leaves such outcomes Unknown. rng
 // draws the backoff jitter and must not be shared between goroutines.
 func (r *Runner) Run(ctx context.Context, rng *rand.Rand, body Body, lookup Lookup) Result {
+	return r.RunTracked(ctx, rng, body, lookup, nil)
+}
+
+// Track is called as each attempt's transaction begins; the function it returns is called
+// when that transaction ends, by COMMIT or ROLLBACK.
+type Track func() (end func())
+
+// RunTracked is Run with track called around every attempt's transaction; track may be nil.
+func (r *Runner) RunTracked(ctx context.Context, rng *rand.Rand, body Body, lookup Lookup, track Track) Result {
 	var res Result
 	for n := 1; ; n++ {
 		start := time.Now()
-		err, commitLost, pid := r.attempt(ctx, body)
+		err, commitLost, pid := r.attempt(ctx, body, track)
 		a := Attempt{N: n, Class: Classify(err), Duration: time.Since(start)}
 		if a.Class == ClassConflict {
 			a.Label = ConflictLabel(err)
 		} else {
 			a.Label = SQLState(err)
 		}
-		if commitLost {
+		a.CommitLost = commitLost
+		if commitLost && !r.BlindRetry {
 			committed, lookupErr := resolve(ctx, r.Pool, lookup, pid)
 			if lookupErr != nil {
 				res.Attempts = append(res.Attempts, a)
@@ -148,13 +164,16 @@ func decide(c Class, canceled bool) (Outcome, bool) {
 
 // attempt runs one transaction. commitLost is true when COMMIT may have reached the server
 // but its reply did not reach the client; pid is then the server process of the lost session.
-func (r *Runner) attempt(ctx context.Context, body Body) (err error, commitLost bool, pid uint32) {
+func (r *Runner) attempt(ctx context.Context, body Body, track Track) (err error, commitLost bool, pid uint32) {
 	conn, err := r.Pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("acquire connection: %w", err), false, 0
 	}
 	defer conn.Release()
 	pid = conn.Conn().PgConn().PID()
+	if track != nil {
+		defer track()()
+	}
 
 	tx, err := conn.BeginTx(ctx, r.TxOptions)
 	if err != nil {

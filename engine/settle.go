@@ -87,7 +87,7 @@ func (e *Engine) settleMarket(ctx context.Context, rng *rand.Rand, m int) (Marke
 }
 
 func (e *Engine) settleStep(ctx context.Context, rng *rand.Rand, what string, body Body) error {
-	res := e.runner.Run(ctx, rng, body, nil)
+	res := e.admin.Run(ctx, rng, body, nil)
 	if res.Outcome != Committed {
 		return fmt.Errorf("%s: %s after %d attempts: %w", what, res.Outcome, len(res.Attempts), res.Err)
 	}

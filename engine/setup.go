@@ -42,7 +42,7 @@ func (e *Engine) Setup(ctx context.Context) error {
 }
 
 func (e *Engine) runSetup(ctx context.Context, rng *rand.Rand, what string, queue func(*pgx.Batch)) error {
-	res := e.runner.Run(ctx, rng, func(ctx context.Context, tx pgx.Tx) error {
+	res := e.admin.Run(ctx, rng, func(ctx context.Context, tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		queue(b)
 		return tx.SendBatch(ctx, b).Close()

@@ -37,8 +37,9 @@ type Stats struct {
 	Failed    int64
 	Unknown   int64
 	Canceled  int64
-	// Resolved counts lost COMMIT replies that a lookup settled.
-	Resolved int64
+	// LostCommits counts COMMIT replies lost, and Resolved those that a lookup settled.
+	LostCommits int64
+	Resolved    int64
 
 	// Trades, Contracts and Notional sum the committed orders' fills.
 	Trades    int64
@@ -46,6 +47,8 @@ type Stats struct {
 	Notional  int64
 	// UnfundedFills counts fills skipped because one side could not pay.
 	UnfundedFills int64
+	// Overlapped counts orders whose transaction overlapped another in the same market.
+	Overlapped int64
 
 	// Attempts maps a number of attempts to how many orders took that many, over orders
 	// that committed or were skipped. GaveUp counts the rest.
@@ -62,11 +65,6 @@ type Stats struct {
 // Retries returns the attempts beyond the first of every order.
 func (s *Stats) Retries() int64 {
 	return s.TotalAttempts - s.Fired
-}
-
-// Contended reports whether the run shows contention: a retried attempt or a skipped fill.
-func (s *Stats) Contended() bool {
-	return s.Retries() > 0 || s.UnfundedFills > 0
 }
 
 // maxErrorKinds bounds the distinct error messages a run keeps.
@@ -114,13 +112,15 @@ func (r *recorder) record(rec *OrderRecord) {
 	case Canceled.String():
 		s.Canceled++
 	}
-	if rec.Resolved {
-		s.Resolved++
-	}
+	s.LostCommits += int64(rec.LostCommits)
+	s.Resolved += int64(rec.ResolvedCommitted + rec.ResolvedNotCommitted)
 	s.Trades += int64(rec.Fills)
 	s.Contracts += rec.Filled
 	s.Notional += rec.Notional
 	s.UnfundedFills += int64(rec.UnfundedFills)
+	if rec.Overlapped {
+		s.Overlapped++
+	}
 	if rec.Outcome == Committed {
 		s.Attempts[rec.Attempts]++
 	}

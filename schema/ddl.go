@@ -14,6 +14,7 @@ const (
 	TradesTable    = "trades"
 	PositionsTable = "positions"
 	LedgerTable    = "ledger"
+	HistoryTable   = "history"
 	ExchangeTable  = "exchange"
 )
 
@@ -76,7 +77,9 @@ var markerTable = table{MarkerTable, `
 	scenario text NOT NULL,
 	seed text NOT NULL,
 	isolation text NOT NULL,
-	created_at timestamptz NOT NULL`}
+	sabotage text NOT NULL,
+	created_at timestamptz NOT NULL,
+	finished_at timestamptz`}
 
 var ledgerTables = []table{
 	{AccountsTable, `
@@ -104,7 +107,8 @@ var ledgerTables = []table{
 	status text NOT NULL,
 	cancel_reason text,
 	book_seq bigint NOT NULL,
-	attempt integer NOT NULL`},
+	attempt integer NOT NULL,
+	account_versions text NOT NULL`},
 	{TradesTable, `
 	id uuid PRIMARY KEY,
 	market_id uuid NOT NULL,
@@ -132,6 +136,19 @@ var ledgerTables = []table{
 	market_id uuid,
 	order_id uuid,
 	trade_id uuid`},
+	{HistoryTable, `
+	seq bigint PRIMARY KEY,
+	order_id uuid NOT NULL,
+	outcome text NOT NULL,
+	attempts integer NOT NULL,
+	lost_commits integer NOT NULL,
+	resolved_committed integer NOT NULL,
+	resolved_not_committed integer NOT NULL,
+	status text,
+	cancel_reason text,
+	filled bigint NOT NULL,
+	fills integer NOT NULL,
+	notional bigint NOT NULL`},
 }
 
 var exchangeTable = table{ExchangeTable, `

@@ -53,8 +53,13 @@ type Meta struct {
 	Scenario  string
 	Seed      uint64
 	Isolation string
+	// Sabotage names the deliberate engine defect of the run, empty for the correct engine.
+	Sabotage  string
 	Dialect   Dialect
 	CreatedAt time.Time
+	// FinishedAt is when the run finished: settled, with the client's history written.
+	// It is zero for a run that is still going or was stopped early.
+	FinishedAt time.Time
 }
 
 // Table returns the quoted, schema-qualified name of a table in the namespace.
@@ -110,11 +115,11 @@ func createMarker(ctx context.Context, db DB, ns Namespace) error {
 		return fmt.Errorf("create marker table: %w", err)
 	}
 	_, err := db.Exec(ctx, fmt.Sprintf(`INSERT INTO %s
-		(id, tool, format, variant, dialect, scenario, seed, isolation, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, ns.Table(MarkerTable)),
+		(id, tool, format, variant, dialect, scenario, seed, isolation, sabotage, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, ns.Table(MarkerTable)),
 		uuid.New(), Tool, markerFormat, ns.Variant.Name, ns.Meta.Dialect.String(),
 		ns.Meta.Scenario, strconv.FormatUint(ns.Meta.Seed, 10), ns.Meta.Isolation,
-		ns.Meta.CreatedAt.UTC())
+		ns.Meta.Sabotage, ns.Meta.CreatedAt.UTC())
 	if err != nil {
 		return fmt.Errorf("write marker: %w", err)
 	}
@@ -205,9 +210,11 @@ func readMarker(ctx context.Context, db DB, name string) (Namespace, error) {
 	ns := Namespace{Name: name}
 	var tool, variant, dialect, seed string
 	var format int
+	var finished *time.Time
 	err = db.QueryRow(ctx, fmt.Sprintf(`SELECT tool, format, variant, dialect, scenario, seed,
-		isolation, created_at FROM %s`, ns.Table(MarkerTable))).Scan(&tool, &format, &variant,
-		&dialect, &ns.Meta.Scenario, &seed, &ns.Meta.Isolation, &ns.Meta.CreatedAt)
+		isolation, sabotage, created_at, finished_at FROM %s`, ns.Table(MarkerTable))).Scan(
+		&tool, &format, &variant, &dialect, &ns.Meta.Scenario, &seed, &ns.Meta.Isolation,
+		&ns.Meta.Sabotage, &ns.Meta.CreatedAt, &finished)
 	if err != nil {
 		return Namespace{}, fmt.Errorf("read marker of %s: %w", name, err)
 	}
@@ -224,7 +231,20 @@ func readMarker(ctx context.Context, db DB, name string) (Namespace, error) {
 	if dialect == DSQL.String() {
 		ns.Meta.Dialect = DSQL
 	}
+	if finished != nil {
+		ns.Meta.FinishedAt = *finished
+	}
 	return ns, nil
+}
+
+// MarkFinished records in the marker that the namespace's run finished.
+func MarkFinished(ctx context.Context, db DB, ns *Namespace, at time.Time) error {
+	_, err := db.Exec(ctx, fmt.Sprintf("UPDATE %s SET finished_at = $1", ns.Table(MarkerTable)), at.UTC())
+	if err != nil {
+		return fmt.Errorf("mark %s finished: %w", ns.Name, err)
+	}
+	ns.Meta.FinishedAt = at
+	return nil
 }
 
 // Drop removes a Parity namespace: its tables one by one, the marker last, then the schema

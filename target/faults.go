@@ -47,8 +47,11 @@ func (f *CommitFaults) Apply(cfg *pgxpool.Config) {
 }
 
 // Broken returns how many COMMITs reached the server with their reply lost, and how many
-// were dropped before reaching it.
+// were dropped before reaching it. A nil CommitFaults broke none.
 func (f *CommitFaults) Broken() (lostReply, dropped int64) {
+	if f == nil {
+		return 0, 0
+	}
 	return f.lost.Load(), f.dropped.Load()
 }
 
