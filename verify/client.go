@@ -7,26 +7,39 @@ import (
 	"parity/schema"
 )
 
+// ContentionFigures are the client's evidence that transactions conflicted.
+type ContentionFigures struct {
+	// Retries counts attempts beyond each order's first, and GaveUp the orders whose
+	// every attempt failed.
+	Retries int64
+	GaveUp  int64
+	// UnfundedFills counts fills skipped because one side could not pay.
+	UnfundedFills int64
+	// Overlapped counts orders whose transaction overlapped another in the same market,
+	// which must have waited for it or failed: at READ COMMITTED conflicts show as waits.
+	Overlapped int64
+}
+
 // Contention returns the check that the run really had concurrent, conflicting
-// transactions: at least one retried attempt or one fill skipped for want of cash. A run
-// without either may have been serial, which proves nothing about concurrency; when the
-// scenario requires contention, such a run's verdict is Unknown.
-func Contention(required bool, retries, unfundedFills int64) Result {
+// transactions. A run without any evidence may have been serial, which proves nothing about
+// concurrency; when the scenario requires contention, such a run's verdict is Unknown.
+func Contention(required bool, f ContentionFigures) Result {
 	r := Result{
 		Name:        "contention",
-		Description: "transactions really conflicted: retries or skipped fills above zero",
+		Description: "transactions really conflicted: retries, orders given up, skipped fills or overlapping transactions in one market",
 		Verdict:     Pass,
 		Checked:     1,
-		Found:       fmt.Sprintf("%d retries, %d skipped fills", retries, unfundedFills),
+		Found: fmt.Sprintf("%d retries, %d gave up, %d skipped fills, %d orders overlapped another in their market",
+			f.Retries, f.GaveUp, f.UnfundedFills, f.Overlapped),
 	}
 	if required {
-		r.Expected = "retries + skipped fills > 0"
+		r.Expected = "some evidence of contention"
 	} else {
 		r.Expected = "none required"
 	}
-	if required && retries == 0 && unfundedFills == 0 {
+	if required && f.Retries == 0 && f.GaveUp == 0 && f.UnfundedFills == 0 && f.Overlapped == 0 {
 		r.Verdict = Unknown
-		r.Error = "no transaction was retried and no fill skipped: the run may have been serial"
+		r.Error = "no transaction was retried, gave up, skipped a fill or overlapped another in its market: the run may have been serial"
 	}
 	return r
 }

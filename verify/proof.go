@@ -88,17 +88,18 @@ func phaseName(p Phase) string {
 	return "live"
 }
 
-// DetectPhase returns Final when the namespace's run finished, with every market settled,
-// and Live otherwise: a kept namespace may come from a run that was stopped early.
+// DetectPhase returns Final when the namespace's run finished, settled and with the
+// client's history written, and Live otherwise: a kept namespace may come from a run that
+// was stopped early, or one still trading.
 func DetectPhase(ctx context.Context, db DB, ns schema.Namespace) (Phase, error) {
-	var open int64
-	err := db.QueryRow(ctx, fmt.Sprintf("SELECT count(*) FROM %s WHERE status <> $1",
-		ns.Table(schema.MarketsTable)), schema.MarketSettled).Scan(&open)
+	var finished bool
+	err := db.QueryRow(ctx, fmt.Sprintf("SELECT finished_at IS NOT NULL FROM %s",
+		ns.Table(schema.MarkerTable))).Scan(&finished)
 	if err != nil {
 		return Live, fmt.Errorf("detect phase of %s: %w", ns.Name, err)
 	}
-	if open > 0 {
-		return Live, nil
+	if finished {
+		return Final, nil
 	}
-	return Final, nil
+	return Live, nil
 }

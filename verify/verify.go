@@ -108,7 +108,15 @@ func Checks(phase Phase) []Check {
 		noNegativeBalance,
 		balancesMatchLedger,
 		contractsZeroSum,
+		positionsMatchTrades,
+		collateralLocked,
+		ordersMatchTrades,
+		tradesValid,
+		noSelfTrade,
+		bookNotCrossed,
 		settlementZeroSum,
+		historyMatches,
+		replayMatches,
 	}
 	var checks []Check
 	for _, c := range all {
