@@ -10,6 +10,7 @@ import (
 
 	"github.com/mattn/go-isatty"
 
+	"parity/engine"
 	"parity/scenario"
 	"parity/schema"
 )
@@ -19,29 +20,34 @@ type runConfig struct {
 	sc      *scenario.Scenario
 	variant schema.Variant
 
-	// Target: dsn, or dsqlEndpoint with region, or a throwaway server when both are empty.
-	dsn          string
-	dsqlEndpoint string
-	region       string
-	dsqlUser     string
-	keepDB       bool
-	keep         bool
+	target targetFlags
+	keepDB bool
+	keep   bool
 
 	jsonPath string
 	progress bool
 	color    bool
 	logLevel string
+
+	// sabotage names the deliberate engine defect, empty for the correct engine, and
+	// faults is that defect. loseCommits breaks that many COMMITs in a thousand.
+	sabotage    string
+	faults      engine.Faults
+	loseCommits int
 }
 
 // runFlags are the run command's flags before validation.
 type runFlags struct {
-	scenario, file, dsn, dsqlEndpoint, region, dsqlUser string
-	keepDB, keep                                        bool
-	jsonPath, logLevel                                  string
-	seed                                                uint64
-	concurrency, maxAttempts                            int
-	isolation, schemaName                               string
-	progress, color                                     choice
+	scenario, file           string
+	target                   targetFlags
+	keepDB, keep             bool
+	jsonPath, logLevel       string
+	seed                     uint64
+	concurrency, maxAttempts int
+	isolation, schemaName    string
+	progress, color          choice
+	sabotage                 string
+	loseCommits              int
 }
 
 func newRunFlags(e *env) (*flag.FlagSet, *runFlags) {
@@ -49,13 +55,11 @@ func newRunFlags(e *env) (*flag.FlagSet, *runFlags) {
 	f := &runFlags{
 		progress: choice{"auto", []string{"auto", "always", "never"}},
 		color:    choice{"auto", []string{"auto", "always", "never"}},
+		target:   targetFlags{throwaway: true},
 	}
 	fs.StringVar(&f.scenario, "scenario", "proof", "`name` of the scenario to run (see 'parity scenarios')")
 	fs.StringVar(&f.file, "file", "", "scenario `file` to use instead of the built-in scenarios.yaml")
-	fs.StringVar(&f.dsn, "dsn", "", "`URL` of an existing PostgreSQL server to run against (default $PARITY_DSN; empty starts a throwaway server)")
-	fs.StringVar(&f.dsqlEndpoint, "dsql-endpoint", "", "Aurora DSQL cluster `endpoint` to run against, with IAM authentication")
-	fs.StringVar(&f.region, "region", "", "AWS `region` of the DSQL cluster (default: taken from the endpoint)")
-	fs.StringVar(&f.dsqlUser, "dsql-user", "admin", "DSQL database `role`")
+	f.target.register(fs)
 	fs.BoolVar(&f.keepDB, "keep-db", false, "leave the throwaway server running, with the run's namespace, and print how to connect")
 	fs.BoolVar(&f.keep, "keep", false, "keep the run's namespace in the database instead of dropping it")
 	fs.StringVar(&f.jsonPath, "json", "", "write the verdict as JSON to `file`")
@@ -67,6 +71,10 @@ func newRunFlags(e *env) (*flag.FlagSet, *runFlags) {
 	fs.Var(&f.progress, "progress", "per-second progress lines on stderr: auto (when stderr is a terminal), always or never")
 	fs.Var(&f.color, "color", "colour in the report: auto (when stdout is a terminal and NO_COLOR is unset), always or never")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level` on stderr: debug, info, warn or error")
+	fs.StringVar(&f.sabotage, "sabotage", "", "run a deliberately broken engine to watch the audit catch it: `kind` is "+
+		joinNames(engine.SabotageKinds()))
+	fs.IntVar(&f.loseCommits, "lose-commits", 0, "cut the connection at COMMIT for this many `per-mille` of orders, "+
+		"losing the reply or the COMMIT itself (default 100 with --sabotage blind-retry)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: parity run [flags]\n\n"+
 			"Runs a scenario against a throwaway PostgreSQL (or --dsn, or --dsql-endpoint),\n"+
@@ -106,21 +114,25 @@ func (e *env) runConfig(fs *flag.FlagSet, f *runFlags) (*runConfig, error) {
 	if err := applyOverrides(sc, f, set); err != nil {
 		return nil, err
 	}
+	// More workers than orders would only hold idle connections.
+	sc.Concurrency = int(min(int64(sc.Concurrency), sc.TotalOrders()))
 	variant, err := schema.Lookup(sc.Schema)
 	if err != nil {
 		return nil, err
 	}
 
 	cfg := &runConfig{
-		sc: sc, variant: variant,
-		dsn: f.dsn, dsqlEndpoint: f.dsqlEndpoint, region: f.region, dsqlUser: f.dsqlUser,
+		sc: sc, variant: variant, target: f.target,
 		keepDB: f.keepDB, keep: f.keep || f.keepDB,
 		jsonPath: f.jsonPath, logLevel: f.logLevel,
 	}
-	if cfg.dsn == "" && cfg.dsqlEndpoint == "" {
-		cfg.dsn = e.getenv("PARITY_DSN")
+	if err := cfg.target.check(fs, e.getenv); err != nil {
+		return nil, err
 	}
-	if err := e.checkTarget(cfg, set); err != nil {
+	if err := checkKeep(cfg, set); err != nil {
+		return nil, err
+	}
+	if err := checkSabotage(cfg, f, set); err != nil {
 		return nil, err
 	}
 	if err := checkJSONPath(cfg.jsonPath); err != nil {
@@ -165,18 +177,18 @@ func applyOverrides(sc *scenario.Scenario, f *runFlags, set map[string]bool) err
 	return nil
 }
 
-func (e *env) checkTarget(cfg *runConfig, set map[string]bool) error {
-	if set["dsn"] && set["dsql-endpoint"] {
-		return usageErrorf("--dsn and --dsql-endpoint both given: choose one target")
+// checkKeep validates --keep and --keep-db against the target, and the isolation level
+// against DSQL's.
+func checkKeep(cfg *runConfig, set map[string]bool) error {
+	if set["keep"] && !cfg.keepDB && !cfg.target.given() {
+		return usageErrorf("--keep keeps the run's namespace, but the throwaway server is removed " +
+			"at exit: use --keep-db to keep the server and its namespace")
 	}
-	if cfg.keepDB && (cfg.dsn != "" || cfg.dsqlEndpoint != "") {
+	if cfg.keepDB && cfg.target.given() {
 		return usageErrorf("--keep-db keeps a throwaway server, but the run uses an existing one: " +
 			"use --keep to keep the run's namespace there")
 	}
-	if cfg.dsqlEndpoint == "" && (set["region"] || set["dsql-user"]) {
-		return usageErrorf("--region and --dsql-user need --dsql-endpoint")
-	}
-	if cfg.dsqlEndpoint != "" && cfg.sc.Isolation != scenario.RepeatableRead {
+	if cfg.target.dsqlEndpoint != "" && cfg.sc.Isolation != scenario.RepeatableRead {
 		return usageErrorf("isolation %s is not available on Aurora DSQL, which runs every "+
 			"transaction at repeatable-read: use --isolation repeatable-read", cfg.sc.Isolation)
 	}
@@ -202,6 +214,32 @@ func checkJSONPath(path string) error {
 	}
 	probe.Close()
 	return os.Remove(probe.Name())
+}
+
+// checkSabotage validates --sabotage and --lose-commits.
+func checkSabotage(cfg *runConfig, f *runFlags, set map[string]bool) error {
+	if f.sabotage != "" {
+		faults, err := engine.Sabotage(f.sabotage)
+		if err != nil {
+			return usageErrorf("invalid --sabotage: %v", err)
+		}
+		cfg.sabotage, cfg.faults = f.sabotage, faults
+	}
+	cfg.loseCommits = f.loseCommits
+	if cfg.faults.BlindRetry && !set["lose-commits"] {
+		cfg.loseCommits = 100
+	}
+	if cfg.loseCommits < 0 || cfg.loseCommits > 1000 {
+		return usageErrorf("invalid --lose-commits %d: use 0 to 1000 (per mille of COMMITs)", cfg.loseCommits)
+	}
+	if cfg.loseCommits > 0 && cfg.target.dsqlEndpoint != "" {
+		return usageErrorf("--lose-commits needs a plain connection to read COMMIT on the wire, " +
+			"but DSQL connections use TLS: use it with a throwaway server or --dsn")
+	}
+	if cfg.faults.BlindRetry && cfg.loseCommits == 0 {
+		return usageErrorf("--sabotage blind-retry needs lost commits to resend blindly: drop --lose-commits 0")
+	}
+	return nil
 }
 
 func decide(mode string, auto bool) bool {

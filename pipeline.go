@@ -34,11 +34,16 @@ func (e *env) execute(ctx context.Context, cfg *runConfig) (int, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
-	tgt, err := openTarget(ctx, cfg, log)
+	tgt, err := cfg.target.open(ctx, target.LocalOptions{
+		MaxConnections: cfg.sc.Concurrency + 20,
+		Keep:           cfg.keepDB,
+		Logger:         log,
+	})
 	if err != nil {
 		return exitInfra, err
 	}
-	defer e.closeTarget(tgt, cfg, log)
+	var nsName string
+	defer e.closeTarget(tgt, cfg, &nsName, log)
 	if local, ok := tgt.(*target.Local); ok {
 		go func() {
 			select {
@@ -60,18 +65,20 @@ func (e *env) execute(ctx context.Context, cfg *runConfig) (int, error) {
 		dialect = schema.DSQL
 	}
 	ns, err := schema.Create(ctx, pool, dialect, cfg.variant, schema.NewName(time.Now()), schema.Meta{
-		Scenario: cfg.sc.Name, Seed: cfg.sc.Seed, Isolation: cfg.sc.Isolation, CreatedAt: time.Now(),
+		Scenario: cfg.sc.Name, Seed: cfg.sc.Seed, Isolation: cfg.sc.Isolation,
+		Sabotage: cfg.sabotage, CreatedAt: time.Now(),
 	})
 	if err != nil {
 		return exitInfra, runError(ctx, fmt.Errorf("create namespace: %w", err))
 	}
 	log.Info("namespace created", "namespace", ns.Name, "schema", cfg.variant.Name)
+	nsName = ns.Name
 	if !cfg.keep {
 		defer dropNamespace(pool, ns.Name, log)
 	}
 
 	run := newRun(cfg, tgt, ns)
-	verdict, err := e.prove(ctx, cfg, pool, ns, run, log)
+	verdict, err := e.prove(ctx, cfg, tgt, pool, &ns, run, log)
 	if err != nil {
 		return exitInfra, runError(ctx, err)
 	}
@@ -92,39 +99,16 @@ func runError(ctx context.Context, err error) error {
 	return err
 }
 
-func openTarget(ctx context.Context, cfg *runConfig, log *slog.Logger) (target.Target, error) {
-	switch {
-	case cfg.dsn != "":
-		t, err := target.ParseDSN(cfg.dsn)
-		if err != nil {
-			return nil, usageErrorf("invalid --dsn: %v", err)
-		}
-		return t, nil
-	case cfg.dsqlEndpoint != "":
-		return target.NewDSQL(ctx, target.DSQLOptions{
-			Endpoint: cfg.dsqlEndpoint, Region: cfg.region, User: cfg.dsqlUser,
-		})
-	}
-	log.Info("starting a throwaway PostgreSQL server")
-	t, err := target.StartLocal(ctx, target.LocalOptions{
-		MaxConnections: cfg.sc.Concurrency + 20,
-		Keep:           cfg.keepDB,
-		Logger:         log,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("start throwaway PostgreSQL: %w", err)
-	}
-	return t, nil
-}
-
-func (e *env) closeTarget(t target.Target, cfg *runConfig, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-	defer cancel()
-	if err := t.Close(ctx); err != nil {
-		log.Error("close target", "target", t.Describe(), "err", err)
-	}
+// closeTarget releases the target and, for a kept throwaway server, prints how to reach it
+// and, when the run created one, how to audit its namespace ns again.
+func (e *env) closeTarget(t target.Target, cfg *runConfig, ns *string, log *slog.Logger) {
+	releaseTarget(t, log)
 	if local, ok := t.(*target.Local); ok && cfg.keepDB {
 		fmt.Fprintf(e.stdout, "\nThe throwaway server is still running (--keep-db).\n%s\n", local.ConnectHint())
+		if *ns != "" {
+			fmt.Fprintf(e.stdout, "Audit the run again:\n  parity verify --namespace %s --dsn '%s'\n",
+				*ns, local.ConnString())
+		}
 	}
 }
 
@@ -167,6 +151,7 @@ func newRun(cfg *runConfig, t target.Target, ns schema.Namespace) *report.Run {
 		Isolation:   cfg.sc.Isolation,
 		Namespace:   ns.Name,
 		Kept:        cfg.keep,
+		Sabotage:    cfg.sabotage,
 		Concurrency: cfg.sc.Concurrency,
 		Orders:      report.Orders{Total: cfg.sc.TotalOrders()},
 	}
@@ -174,9 +159,21 @@ func newRun(cfg *runConfig, t target.Target, ns schema.Namespace) *report.Run {
 
 // prove funds, loads, settles and audits, filling run as it goes. It returns the verdict;
 // an interrupted run is marked in run and returns without settling or auditing.
-func (e *env) prove(ctx context.Context, cfg *runConfig, pool *pgxpool.Pool, ns schema.Namespace,
-	run *report.Run, log *slog.Logger) (verify.Verdict, error) {
-	eng, err := engine.New(pool, ns, cfg.sc, engine.Options{Logger: log})
+func (e *env) prove(ctx context.Context, cfg *runConfig, t target.Target, pool *pgxpool.Pool,
+	ns *schema.Namespace, run *report.Run, log *slog.Logger) (verify.Verdict, error) {
+	orderPool, faults, err := openOrderPool(ctx, cfg, t, pool)
+	if err != nil {
+		return "", err
+	}
+	if orderPool != pool {
+		defer orderPool.Close()
+	}
+	if cfg.sabotage != "" {
+		log.Warn("SABOTAGED ENGINE: this run is broken on purpose", "sabotage", cfg.sabotage)
+	}
+	eng, err := engine.New(pool, *ns, cfg.sc, engine.Options{
+		Logger: log, Faults: cfg.faults, OrderPool: orderPool,
+	})
 	if err != nil {
 		return "", err
 	}
@@ -186,21 +183,20 @@ func (e *env) prove(ctx context.Context, cfg *runConfig, pool *pgxpool.Pool, ns 
 	}
 	run.Durations.Setup = time.Since(start).Seconds()
 
-	log.Info("firing orders", "orders", cfg.sc.TotalOrders(), "concurrency", cfg.sc.Concurrency)
-	opts := engine.LoadOptions{}
-	if cfg.progress {
-		opts.Progress = report.NewProgress(e.stderr).Print
-	}
-	res, err := eng.Load(ctx, opts)
+	res, snapshots, err := e.load(ctx, cfg, eng, pool, *ns, log)
 	if res != nil {
 		run.SetLoad(cfg.sc.TotalOrders(), res)
 	}
-	if errors.Is(err, context.Canceled) && context.Cause(ctx) == context.Canceled {
+	if errors.Is(err, context.Canceled) && !errors.Is(context.Cause(ctx), errServerLost) {
 		run.Interrupted = true
-		return verify.Inconclusive, e.summarize(pool, ns, run)
+		return verify.Inconclusive, e.summarize(pool, *ns, run)
 	}
 	if err != nil {
 		return "", fmt.Errorf("fire orders: %w", err)
+	}
+	if lost, dropped := faults.Broken(); faults != nil && lost+dropped == 0 && res.Stats.Committed > 0 {
+		log.Warn("--lose-commits cut no COMMIT: the connection may use TLS, which hides COMMIT; "+
+			"add sslmode=disable to --dsn", "per_mille", cfg.loseCommits)
 	}
 
 	start = time.Now()
@@ -210,13 +206,53 @@ func (e *env) prove(ctx context.Context, cfg *runConfig, pool *pgxpool.Pool, ns 
 		return "", fmt.Errorf("settle: %w", err)
 	}
 	run.Durations.Settle = time.Since(start).Seconds()
-	return audit(ctx, pool, ns, cfg.sc, res, run)
+	if err := eng.WriteHistory(ctx, res.Records); err != nil {
+		return "", err
+	}
+	if err := schema.MarkFinished(ctx, pool, ns, time.Now()); err != nil {
+		return "", err
+	}
+	return audit(ctx, pool, *ns, cfg.sc, res, snapshots, run)
+}
+
+// load fires the orders while a monitor takes snapshots of the books.
+func (e *env) load(ctx context.Context, cfg *runConfig, eng *engine.Engine, pool *pgxpool.Pool,
+	ns schema.Namespace, log *slog.Logger) (*engine.LoadResult, []verify.Snapshot, error) {
+	log.Info("firing orders", "orders", cfg.sc.TotalOrders(), "concurrency", cfg.sc.Concurrency)
+	opts := engine.LoadOptions{}
+	if cfg.progress {
+		opts.Progress = report.NewProgress(e.stderr).Print
+	}
+	monitor := verify.StartMonitor(ctx, pool, ns, time.Second, log)
+	res, err := eng.Load(ctx, opts)
+	snapshots := monitor.Stop(context.WithoutCancel(ctx))
+	return res, snapshots, err
+}
+
+// openOrderPool returns the pool for the orders' transactions: the run's pool, or with
+// --lose-commits a pool of its own whose connections break at COMMIT, with its faults.
+func openOrderPool(ctx context.Context, cfg *runConfig, t target.Target,
+	pool *pgxpool.Pool) (*pgxpool.Pool, *target.CommitFaults, error) {
+	if cfg.loseCommits == 0 {
+		return pool, nil, nil
+	}
+	config, err := t.PoolConfig(cfg.sc.Concurrency + 4)
+	if err != nil {
+		return nil, nil, fmt.Errorf("configure connections to %s: %w", t.Describe(), err)
+	}
+	faults := &target.CommitFaults{PerMille: cfg.loseCommits, Seed: cfg.sc.Seed}
+	faults.Apply(config)
+	orderPool, err := pgxpool.NewWithConfig(ctx, config)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to %s: %w", t.Describe(), err)
+	}
+	return orderPool, faults, nil
 }
 
 // audit runs the checks on the database and on the client's own record, and fills the
 // proof block.
 func audit(ctx context.Context, pool *pgxpool.Pool, ns schema.Namespace, sc *scenario.Scenario,
-	res *engine.LoadResult, run *report.Run) (verify.Verdict, error) {
+	res *engine.LoadResult, snapshots []verify.Snapshot, run *report.Run) (verify.Verdict, error) {
 	start := time.Now()
 	deposits := sc.TotalDeposits()
 	results, err := verify.Audit(ctx, pool, ns, verify.Expect{Phase: verify.Final, Deposits: &deposits})
@@ -225,7 +261,9 @@ func audit(ctx context.Context, pool *pgxpool.Pool, ns schema.Namespace, sc *sce
 	}
 	s := res.Stats
 	results = append(results,
-		verify.Contention(sc.ExpectContention, s.Retries(), s.UnfundedFills),
+		verify.MidRunResult(snapshots),
+		verify.Contention(sc.ExpectContention, verify.ContentionFigures{Retries: s.Retries(),
+			GaveUp: s.GaveUp, UnfundedFills: s.UnfundedFills, Overlapped: s.Overlapped}),
 		verify.Outcomes(s.Fired, s.Failed, s.Unknown, s.Errors))
 	summary, err := verify.Summarize(ctx, pool, ns)
 	if err != nil {

@@ -8,25 +8,25 @@ import (
 	"path/filepath"
 )
 
-// WriteJSON writes the run as indented JSON.
-func WriteJSON(w io.Writer, r *Run) error {
+// WriteJSON writes v, a Run or another report document, as indented JSON.
+func WriteJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(r); err != nil {
-		return fmt.Errorf("write JSON verdict: %w", err)
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("write JSON: %w", err)
 	}
 	return nil
 }
 
-// WriteJSONFile writes the run as JSON to path. It writes a temporary file beside path and
-// renames it into place, so that path never holds a half-written verdict.
-func WriteJSONFile(path string, r *Run) error {
+// WriteJSONFile writes v as JSON to path. It writes a temporary file beside path and
+// renames it into place, so that path never holds a half-written document.
+func WriteJSONFile(path string, v any) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("write JSON verdict: %w", err)
 	}
 	defer os.Remove(f.Name()) // fails harmlessly once the rename has happened
-	if err := WriteJSON(f, r); err != nil {
+	if err := WriteJSON(f, v); err != nil {
 		f.Close()
 		return err
 	}

@@ -75,8 +75,10 @@ type Orders struct {
 	GaveUp    int64 `json:"gave_up"`
 	Unknown   int64 `json:"unknown"`
 	Canceled  int64 `json:"canceled"`
-	// Resolved counts orders whose COMMIT reply was lost and whose outcome a lookup settled.
-	Resolved int64 `json:"resolved"`
+	// LostCommits counts COMMITs whose reply was lost, and Resolved those whose outcome a
+	// lookup settled.
+	LostCommits int64 `json:"lost_commits"`
+	Resolved    int64 `json:"resolved"`
 	// UnfundedFills counts fills skipped because one side could not pay.
 	UnfundedFills int64 `json:"unfunded_fills"`
 }
@@ -140,7 +142,7 @@ func (r *Run) SetLoad(total int64, res *engine.LoadResult) {
 	r.Orders = Orders{
 		Total: total, Fired: s.Fired, Committed: s.Committed, Skipped: s.Skipped,
 		Failed: s.Failed, GaveUp: s.GaveUp, Unknown: s.Unknown, Canceled: s.Canceled,
-		Resolved: s.Resolved, UnfundedFills: s.UnfundedFills,
+		LostCommits: s.LostCommits, Resolved: s.Resolved, UnfundedFills: s.UnfundedFills,
 	}
 	r.Durations.Load = res.Elapsed.Seconds()
 	if res.Elapsed > 0 {

@@ -26,8 +26,9 @@ func (s Style) paint(text string, attrs ...color.Attribute) string {
 	return c.Sprint(text)
 }
 
-func (s Style) verdict(v verify.Verdict) string {
-	text := strings.ToUpper(string(v))
+// verdict returns the verdict in capitals, padded to width before any colour is added.
+func (s Style) verdict(v verify.Verdict, width int) string {
+	text := fmt.Sprintf("%-*s", width, strings.ToUpper(string(v)))
 	switch v {
 	case verify.Consistent, verify.Pass:
 		return s.paint(text, color.FgGreen, color.Bold)
@@ -45,7 +46,29 @@ func WriteText(w io.Writer, r *Run, s Style) error {
 	writeProof(p, r, s)
 	writeLoad(p, r)
 	writeSettlement(p, r)
-	writeChecks(p, r, s)
+	writeChecks(p, r.Checks, s)
+	return p.err
+}
+
+// WriteProofText writes a proof document for a person: what was audited, the books'
+// figures, the verdict and every check, with witnesses for the failed ones.
+func WriteProofText(w io.Writer, pr *verify.Proof, s Style) error {
+	p := &printer{w: w}
+	p.linef("%s", s.paint(fmt.Sprintf("Parity: audit of namespace %s", pr.Namespace), color.Bold))
+	p.linef("  scenario   %s", pr.Scenario)
+	p.linef("  backend    %s", pr.Backend)
+	p.linef("  phase      %s (at %s)", pr.Phase, pr.At.Format("2006-01-02 15:04:05 MST"))
+	p.linef("")
+	p.linef("Books")
+	p.linef("  orders             %s", Count(pr.Orders))
+	p.linef("  trades             %s", Count(pr.Trades))
+	p.linef("  ledger imbalance   %s", Cents(pr.LedgerImbalance))
+	p.linef("  deposits           %s", Cents(pr.Deposits))
+	p.linef("  cash               %s", Cents(pr.Cash))
+	p.linef("  negative balances  %s", Count(pr.NegativeBalances))
+	p.linef("  verdict            %s", s.verdict(pr.Verdict, 0))
+	p.linef("")
+	writeChecks(p, pr.Checks, s)
 	return p.err
 }
 
@@ -94,7 +117,7 @@ func writeProof(p *printer, r *Run, s Style) {
 	p.linef("  cash before        %s", Cents(r.Ledger.CashBefore))
 	p.linef("  cash after         %s", Cents(r.Ledger.CashAfter))
 	p.linef("  negative balances  %s", Count(r.Ledger.Negative))
-	verdict := s.verdict(r.Verdict)
+	verdict := s.verdict(r.Verdict, 0)
 	if r.Interrupted {
 		verdict += " (interrupted)"
 	}
@@ -104,12 +127,12 @@ func writeProof(p *printer, r *Run, s Style) {
 
 func writeLoad(p *printer, r *Run) {
 	o := r.Orders
-	p.linef("Orders      committed %s, skipped %s, failed %s, gave up %s, unknown %s%s",
+	p.linef("Orders      committed %s, skipped %s (own account short of cash), failed %s, gave up %s, unknown %s%s",
 		Count(o.Committed), Count(o.Skipped), Count(o.Failed), Count(o.GaveUp), Count(o.Unknown),
 		canceledNote(o))
-	p.linef("            %s fills skipped unfunded, %s commits resolved by lookup",
-		Count(o.UnfundedFills), Count(o.Resolved))
-	p.linef("Throughput  %.1f orders/s over %.2f s", r.Throughput, r.Durations.Load)
+	p.linef("Fills       %s skipped unfunded (buyer or seller short of cash)", Count(o.UnfundedFills))
+	p.linef("Commits     %s replies lost, %s resolved by lookup", Count(o.LostCommits), Count(o.Resolved))
+	p.linef("Throughput  %s orders/s over %.2f s", decimal(r.Throughput), r.Durations.Load)
 	p.linef("Latency     %s", latencyLine(r.Latency))
 	p.linef("Attempts    %s", attemptsLine(r.Attempts))
 	p.linef("Conflicts   %s", conflictsLine(r.Attempts))
@@ -159,7 +182,7 @@ func attemptsLine(a Attempts) string {
 		}
 		buckets[min(attempts, 4)-1] += n
 	}
-	return fmt.Sprintf("1: %s, 2: %s, 3: %s, 4+: %s, gave up: %s (%s retries, %.2f s backoff)",
+	return fmt.Sprintf("1: %s, 2: %s, 3: %s, 4+: %s, gave up: %s (%s retries, %.2f s of backoff in all)",
 		Count(buckets[0]), Count(buckets[1]), Count(buckets[2]), Count(buckets[3]),
 		Count(a.GaveUp), Count(a.Retries), a.BackoffSeconds)
 }
@@ -193,23 +216,23 @@ func writeSettlement(p *printer, r *Run) {
 		released += m.Released
 		outcomes[strings.ToUpper(m.Outcome)]++
 	}
-	p.linef("Settlement  %d markets (%d YES, %d NO): %s paid to longs, %s collateral released",
-		len(r.Settlement), outcomes["YES"], outcomes["NO"], Cents(paid), Cents(released))
+	p.linef("Settlement  %s (%d YES, %d NO): %s paid to longs, %s collateral released",
+		plural(int64(len(r.Settlement)), "market"), outcomes["YES"], outcomes["NO"], Cents(paid), Cents(released))
 	p.linef("")
 }
 
-func writeChecks(p *printer, r *Run, s Style) {
+func writeChecks(p *printer, checks []verify.Result, s Style) {
 	p.linef("Checks")
 	width := 0
-	for _, c := range r.Checks {
+	for _, c := range checks {
 		width = max(width, len(c.Name))
 	}
-	for _, c := range r.Checks {
+	for _, c := range checks {
 		detail := c.Found
 		if c.Verdict == verify.Unknown && c.Error != "" {
 			detail = c.Error
 		}
-		p.linef("  %-7s %-*s  %s", s.verdict(c.Verdict), width, c.Name, detail)
+		p.linef("  %s %-*s  %s", s.verdict(c.Verdict, 7), width, c.Name, detail)
 		if c.Verdict != verify.Fail {
 			continue
 		}
@@ -250,6 +273,19 @@ func Count(n int64) string {
 		b.WriteRune(c)
 	}
 	return sign + b.String()
+}
+
+// decimal formats v with one decimal and thousands separators.
+func decimal(v float64) string {
+	tenths := int64(v*10 + 0.5)
+	return fmt.Sprintf("%s.%d", Count(tenths/10), tenths%10)
+}
+
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return Count(n) + " " + noun + "s"
 }
 
 // Cents formats an amount of cents with thousands separators.
