@@ -13,6 +13,7 @@ import (
 
 	"parity/scenario"
 	"parity/schema"
+	"parity/target"
 )
 
 // Exit codes.
@@ -35,10 +36,13 @@ const usage = `Parity proves that a ledger stays exact under concurrent, conflic
 
 Usage:
   parity run [flags]        run a scenario and audit the books (default scenario: proof)
+  parity serve [flags]      serve the live proof as JSON at http://127.0.0.1:8080/api/proof
+  parity proof [flags]      print the proof of a kept namespace as JSON
+  parity verify [flags]     audit a kept namespace again and explain any failure
   parity scenarios [flags]  list the scenarios
   parity help [command]     show help
 
-Run 'parity help run' for the run command's flags.
+Run 'parity help COMMAND' for a command's flags.
 
 Exit codes: 0 consistent, 1 inconsistent, 2 invalid usage or scenario,
 3 infrastructure failure, 4 inconclusive, 130 interrupted.
@@ -71,12 +75,19 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		code, err = e.run(ctx, args[1:])
+	case "serve":
+		code, err = e.serve(ctx, args[1:])
+	case "proof":
+		code, err = e.proof(ctx, args[1:])
+	case "verify":
+		code, err = e.verify(ctx, args[1:])
 	case "scenarios":
 		code, err = e.scenarios(args[1:])
 	case "help", "-h", "-help", "--help":
 		code, err = e.help(args[1:])
 	default:
-		err = usageErrorf("unknown command %q: use run or scenarios, or see 'parity help'", args[0])
+		err = usageErrorf("unknown command %q: use run, serve, proof, verify or scenarios, "+
+			"or see 'parity help'", args[0])
 	}
 	if err != nil {
 		return e.fail(err)
@@ -92,9 +103,11 @@ func (e *env) fail(err error) int {
 	fmt.Fprintf(e.stderr, "parity: %v\n", err)
 	switch {
 	case errors.Is(err, errUsage), errors.Is(err, scenario.ErrInvalid),
-		errors.Is(err, scenario.ErrNotFound), errors.Is(err, schema.ErrUnknownVariant):
+		errors.Is(err, scenario.ErrNotFound), errors.Is(err, schema.ErrUnknownVariant),
+		errors.Is(err, target.ErrInvalidOptions):
 		return exitUsage
 	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(e.stderr, "parity: interrupted; the run's server and namespace were cleaned up unless kept")
 		return exitInterrupted
 	}
 	return exitInfra
@@ -110,12 +123,20 @@ func (e *env) help(args []string) (int, error) {
 		fs, _ := newRunFlags(e)
 		fs.SetOutput(e.stdout)
 		fs.Usage()
+	case "serve":
+		fs, _ := newServeFlags(e)
+		fs.SetOutput(e.stdout)
+		fs.Usage()
+	case "proof", "verify":
+		fs, _ := newProofFlags(e, args[0])
+		fs.SetOutput(e.stdout)
+		fs.Usage()
 	case "scenarios":
 		fs, _ := newScenariosFlags(e)
 		fs.SetOutput(e.stdout)
 		fs.Usage()
 	default:
-		return exitUsage, usageErrorf("unknown command %q: use run or scenarios", args[0])
+		return exitUsage, usageErrorf("unknown command %q: use run, serve, proof, verify or scenarios", args[0])
 	}
 	return exitConsistent, nil
 }
