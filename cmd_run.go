@@ -224,6 +224,10 @@ func checkSabotage(cfg *runConfig, f *runFlags, set map[string]bool) error {
 			return usageErrorf("invalid --sabotage: %v", err)
 		}
 		cfg.sabotage, cfg.faults = f.sabotage, faults
+		if faults.LostUpdate {
+			// The engine runs this defect at READ COMMITTED; the report says so.
+			cfg.sc.Isolation = scenario.ReadCommitted
+		}
 	}
 	cfg.loseCommits = f.loseCommits
 	if cfg.faults.BlindRetry && !set["lose-commits"] {
