@@ -24,6 +24,13 @@ type Memory struct {
 	Orders map[uuid.UUID]*MemoryOrder
 
 	bookSeq map[uuid.UUID]int64
+	// books holds each market side's resting orders in price-time priority.
+	books map[bookSide][]*MemoryOrder
+}
+
+type bookSide struct {
+	market uuid.UUID
+	side   scenario.Side
 }
 
 // MemoryOrder is an order in the in-memory exchange.
@@ -42,6 +49,7 @@ func NewMemory() *Memory {
 		Positions: map[uuid.UUID]map[uuid.UUID]int64{},
 		Orders:    map[uuid.UUID]*MemoryOrder{},
 		bookSeq:   map[uuid.UUID]int64{},
+		books:     map[bookSide][]*MemoryOrder{},
 	}
 }
 
@@ -63,40 +71,64 @@ func (x *Memory) Place(ctx context.Context, t Taker, maxFills int) (*Match, erro
 	x.bookSeq[t.Market]++
 	b := &memoryBook{x: x, taker: t, seq: x.bookSeq[t.Market]}
 	b.candidates = x.crossing(t)
+	b.crossed = len(b.candidates)
 	return Place(ctx, b, t, maxFills)
 }
 
 // Book returns the market's resting orders on one side, in price-time priority.
 func (x *Memory) Book(market uuid.UUID, side scenario.Side) []*MemoryOrder {
-	var book []*MemoryOrder
-	for _, o := range x.Orders {
-		if o.Market == market && o.Side == side && o.Status == schema.StatusOpen {
-			book = append(book, o)
-		}
-	}
-	slices.SortFunc(book, func(a, b *MemoryOrder) int {
+	return slices.Clone(x.books[bookSide{market, side}])
+}
+
+// priority orders resting orders on one side: best price first, then the earliest.
+func priority(side scenario.Side) func(a, b *MemoryOrder) int {
+	return func(a, b *MemoryOrder) int {
 		byPrice := cmp.Compare(a.Price, b.Price)
 		if side == scenario.Buy {
 			byPrice = -byPrice
 		}
 		return cmp.Or(byPrice, cmp.Compare(a.BookSeq, b.BookSeq))
-	})
-	return book
+	}
 }
 
-func (x *Memory) crossing(t Taker) []Resting {
-	opposite := scenario.Sell
-	if t.Side == scenario.Sell {
-		opposite = scenario.Buy
+func opposite(side scenario.Side) scenario.Side {
+	if side == scenario.Sell {
+		return scenario.Buy
 	}
+	return scenario.Sell
+}
+
+// crossing returns the resting orders that cross the taker: a prefix of the opposite book.
+func (x *Memory) crossing(t Taker) []Resting {
 	var rs []Resting
-	for _, o := range x.Book(t.Market, opposite) {
-		if Crosses(t.Side, t.Price, o.Price) {
-			rs = append(rs, Resting{ID: o.ID, Account: o.Account, Price: o.Price,
-				Remaining: o.Quantity - o.Filled, BookSeq: o.BookSeq})
+	for _, o := range x.books[bookSide{t.Market, opposite(t.Side)}] {
+		if !Crosses(t.Side, t.Price, o.Price) {
+			break
 		}
+		rs = append(rs, Resting{ID: o.ID, Account: o.Account, Price: o.Price,
+			Remaining: o.Quantity - o.Filled, BookSeq: o.BookSeq})
 	}
 	return rs
+}
+
+// settleBook removes the first n orders of a book side that are no longer open, and rests
+// the taker if it is.
+func (x *Memory) settleBook(t *MemoryOrder, n int) {
+	key := bookSide{t.Market, opposite(t.Side)}
+	book := x.books[key]
+	kept := book[:0]
+	for _, o := range book[:n] {
+		if o.Status == schema.StatusOpen {
+			kept = append(kept, o)
+		}
+	}
+	x.books[key] = append(kept, book[n:]...)
+	if t.Status != schema.StatusOpen {
+		return
+	}
+	own := bookSide{t.Market, t.Side}
+	i, _ := slices.BinarySearchFunc(x.books[own], t, priority(t.Side))
+	x.books[own] = slices.Insert(x.books[own], i, t)
 }
 
 type memoryBook struct {
@@ -104,6 +136,8 @@ type memoryBook struct {
 	taker      Taker
 	seq        int64
 	candidates []Resting
+	// crossed is how many resting orders crossed the taker when matching began.
+	crossed int
 }
 
 func (b *memoryBook) Next(context.Context) (Resting, bool, error) {
@@ -165,7 +199,8 @@ func (b *memoryBook) Finish(_ context.Context, t Taker, m *Match) error {
 	for account, delta := range m.Positions {
 		positions[account] += delta
 	}
-	b.x.Orders[t.ID] = &MemoryOrder{Taker: t, Filled: m.Filled, Status: m.Status,
-		Reason: m.Reason, BookSeq: b.seq}
+	o := &MemoryOrder{Taker: t, Filled: m.Filled, Status: m.Status, Reason: m.Reason, BookSeq: b.seq}
+	b.x.Orders[t.ID] = o
+	b.x.settleBook(o, b.crossed)
 	return nil
 }
