@@ -85,11 +85,18 @@ func New(pool *pgxpool.Pool, ns schema.Namespace, sc *scenario.Scenario, opts Op
 		sc:   sc,
 		orders: &Runner{Pool: orderPool, Policy: sc.Retry, TxOptions: txOpts,
 			BlindRetry: opts.Faults.BlindRetry},
-		admin:    &Runner{Pool: pool, Policy: sc.Retry, TxOptions: txOpts},
+		admin:    &Runner{Pool: pool, Policy: adminRetry(sc.Retry), TxOptions: txOpts},
 		opts:     opts,
 		log:      log,
 		inFlight: make([]atomic.Int32, sc.Markets),
 	}, nil
+}
+
+// adminRetry is the retry policy of setup, settlement and the history: the scenario's,
+// with at least 50 attempts, because those transactions must not give up where an order may.
+func adminRetry(p scenario.Retry) scenario.Retry {
+	p.MaxAttempts = max(p.MaxAttempts, 50)
+	return p
 }
 
 // TxOptions returns the transaction options for a scenario isolation level.

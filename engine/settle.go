@@ -7,7 +7,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"golang.org/x/sync/errgroup"
 
 	"parity/scenario"
 	"parity/schema"
@@ -34,19 +33,21 @@ type MarketSettlement struct {
 // pays ContractValue cents and every short's collateral is released. Cash passes through
 // the market's clearing bucket, so each settlement transaction is a balanced journal on its
 // own, and the clearing bucket nets to zero once the market is settled.
+//
+// Markets settle one after another. An account holds positions in many markets, so
+// settling markets side by side makes their transactions conflict on the same account rows,
+// and at repeatable read nearly every chunk would fail and retry.
 func (e *Engine) Settle(ctx context.Context) ([]MarketSettlement, error) {
-	results := make([]MarketSettlement, e.sc.Markets)
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(min(8, e.sc.Concurrency))
+	results := make([]MarketSettlement, 0, e.sc.Markets)
+	rng := rand.New(rand.NewPCG(e.sc.Seed, 0x5e771e))
 	for m := range e.sc.Markets {
-		g.Go(func() error {
-			rng := rand.New(rand.NewPCG(e.sc.Seed, uint64(m)+0x5e771e))
-			res, err := e.settleMarket(ctx, rng, m)
-			results[m] = res
-			return err
-		})
+		res, err := e.settleMarket(ctx, rng, m)
+		results = append(results, res)
+		if err != nil {
+			return results, err
+		}
 	}
-	return results, g.Wait()
+	return results, nil
 }
 
 func (e *Engine) settleMarket(ctx context.Context, rng *rand.Rand, m int) (MarketSettlement, error) {
