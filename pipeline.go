@@ -254,6 +254,7 @@ func openOrderPool(ctx context.Context, cfg *runConfig, t target.Target,
 func audit(ctx context.Context, pool *pgxpool.Pool, ns schema.Namespace, sc *scenario.Scenario,
 	res *engine.LoadResult, snapshots []verify.Snapshot, run *report.Run) (verify.Verdict, error) {
 	start := time.Now()
+	verify.Analyze(ctx, pool, ns)
 	deposits := sc.TotalDeposits()
 	results, err := verify.Audit(ctx, pool, ns, verify.Expect{Phase: verify.Final, Deposits: &deposits})
 	if err != nil {

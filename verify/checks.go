@@ -89,6 +89,7 @@ var cashConserved = Check{
 			r.Expected += fmt.Sprintf(" = %d (the scenario's deposits)", want)
 		}
 		r.Found = fmt.Sprintf("cash %d, deposits %d, funding journals %d", cash, deposited, -funding)
+		r.Details = map[string]int64{"cash": cash, "deposits": deposited, "funding_journals": -funding}
 		if cash == deposited && -funding == deposited && deposited == want {
 			return nil
 		}

@@ -31,6 +31,8 @@ func Contention(required bool, f ContentionFigures) Result {
 		Checked:     1,
 		Found: fmt.Sprintf("%d retries, %d gave up, %d skipped fills, %d orders overlapped another in their market",
 			f.Retries, f.GaveUp, f.UnfundedFills, f.Overlapped),
+		Details: map[string]int64{"retries": f.Retries, "gave_up": f.GaveUp,
+			"unfunded_fills": f.UnfundedFills, "overlapped": f.Overlapped},
 	}
 	if required {
 		r.Expected = "some evidence of contention"

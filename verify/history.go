@@ -46,6 +46,11 @@ var historyMatches = Check{
 				return Witness{Kind: "order", ID: id.String(), Name: fmt.Sprintf("seq %d: %s", seq, kind),
 					Values: []Value{{"client filled", clientFilled}, {"database filled", dbFilled}}}, err
 			})
+		r.Details = map[string]int64{
+			"orders": h.Orders, "committed": h.Committed, "not_committed": h.NotCommitted,
+			"ambiguous": h.Ambiguous, "resolved_committed": h.ResolvedCommitted,
+			"resolved_not_committed": h.ResolvedNotCommitted, "unresolved": h.Unresolved,
+		}
 		r.Found = fmt.Sprintf("%d orders: %d committed, %d not committed; %d ambiguous commits: "+
 			"%d resolved committed, %d resolved not committed, %d left unknown by the run; %d violations",
 			h.Orders, h.Committed, h.NotCommitted, h.Ambiguous, h.ResolvedCommitted,

@@ -41,8 +41,15 @@ scenarios:
 // namespace and the scenario.
 func books(t *testing.T) (*pgxpool.Pool, schema.Namespace, *scenario.Scenario) {
 	t.Helper()
+	return runScenario(t, booksScenario)
+}
+
+// runScenario runs the first scenario of yaml to the end in a fresh namespace, dropped when
+// the test ends.
+func runScenario(t testing.TB, yaml string) (*pgxpool.Pool, schema.Namespace, *scenario.Scenario) {
+	t.Helper()
 	ctx := context.Background()
-	file, err := scenario.Parse([]byte(booksScenario), "books.yaml", scenario.Options{})
+	file, err := scenario.Parse([]byte(yaml), "books.yaml", scenario.Options{})
 	if err != nil {
 		t.Fatalf("parse scenario: %v", err)
 	}
