@@ -44,7 +44,7 @@ type sqlBook struct {
 	positions map[uuid.UUID]int64
 
 	// versions holds each account's row version after this transaction's last write to
-	// it; the order row records them so that an audit can put orders in a serial order.
+	// it. The order row records them so that an audit can put orders in a serial order.
 	versions map[uuid.UUID]int64
 	// deferred holds, by trade, the credits that the split-fill sabotage moves out of the
 	// order's transaction.
@@ -91,8 +91,8 @@ func (b *sqlBook) Next(ctx context.Context) (Resting, bool, error) {
 }
 
 // readPage reads the next resting orders that cross the taker, after the cursor in
-// price-time priority, with their accounts' positions; the first page also carries the
-// taker's own position, which saves a round trip.
+// price-time priority, with their accounts' positions. Each page also carries the taker's
+// own position, which saves a round trip.
 func (b *sqlBook) readPage(ctx context.Context) error {
 	restingSide, order, after := scenario.Sell, "o.price ASC", ">"
 	crossing := "o.price <= $3"
@@ -137,8 +137,8 @@ func (b *sqlBook) readPage(ctx context.Context) error {
 	return nil
 }
 
-// Position implements Book. Matching asks only for accounts that Next has returned, and
-// for the taker after at least one resting order, so the positions are already loaded.
+// Position implements Book. Matching requests only accounts that Next has returned, and
+// the taker after at least one resting order, so the positions are already loaded.
 func (b *sqlBook) Position(ctx context.Context, account uuid.UUID) (int64, error) {
 	p, ok := b.positions[account]
 	if !ok {

@@ -3,7 +3,7 @@
 // the markets.
 //
 // Every order is one transaction. It bumps its market's row, which serializes matching per
-// market; reads the crossing side of the book in price-time priority; and for each fill
+// market, and reads the crossing side of the book in price-time priority. For each fill it
 // moves cash with conditional updates, so that the database itself refuses a fill whose
 // payer cannot fund it. Then it writes the order, the trades, their balanced ledger
 // journals, the resting orders and the positions.

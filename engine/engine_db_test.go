@@ -278,10 +278,10 @@ func TestRunnerOutcomes(t *testing.T) {
 	}
 }
 
-// TestRunnerResolvesLostCommit breaks every COMMIT's connection, losing either the reply or
-// the COMMIT itself, and checks that the runner looks the transaction up instead of guessing:
-// a transaction whose COMMIT reached the server is committed once, and one whose COMMIT was
-// dropped runs again.
+// TestRunnerResolvesLostCommit breaks half the COMMITs' connections, losing either the reply
+// or the COMMIT itself, and checks that the runner looks the transaction up instead of
+// guessing. A transaction whose COMMIT reached the server is committed once, and one whose
+// COMMIT was dropped runs again.
 func TestRunnerResolvesLostCommit(t *testing.T) {
 	ctx := context.Background()
 	cfg, err := pgxpool.ParseConfig(pgtest.ConnString(t))

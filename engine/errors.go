@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Class is how the transaction runner treats an error.
+// Class is the category of an error that decides what the transaction runner does next.
 type Class int
 
 // Error classes, from the runner's point of view.

@@ -25,7 +25,7 @@ type Taker struct {
 	Quantity int64
 }
 
-// Resting is an order on the book, as matching sees it.
+// Resting is an order on the book, with the fields that matching reads.
 type Resting struct {
 	ID        uuid.UUID
 	Account   uuid.UUID
@@ -88,7 +88,7 @@ type Match struct {
 	Cancelled []Cancel
 	// Filled is the taker's filled quantity.
 	Filled int64
-	// Status is the taker's final status, and Reason says why it was cancelled.
+	// Status is the taker's final status, and Reason the reason it was cancelled.
 	Status string
 	Reason string
 	// UnfundedFills counts fills skipped because one side could not pay.
@@ -106,9 +106,9 @@ func (m *Match) Remaining(t Taker) int64 {
 //
 // The taker takes resting orders in price-time priority at their prices. An order never
 // fills against its own account: a resting order of the taker's account is cancelled. A
-// fill that the maker cannot fund is skipped and the maker's order cancelled; a fill that
-// the taker cannot fund ends matching and cancels the taker's remainder, as it does when
-// maxFills is reached. What is left of the taker after that rests on the book.
+// fill that the maker cannot fund is skipped and the maker's order cancelled. A fill that
+// the taker cannot fund ends matching and cancels the taker's remainder, as reaching
+// maxFills does. What is left of the taker after that rests on the book.
 func Place(ctx context.Context, b Book, t Taker, maxFills int) (*Match, error) {
 	m, err := match(ctx, b, t, maxFills)
 	if err != nil {

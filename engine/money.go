@@ -1,11 +1,11 @@
 package engine
 
-// ContractValue is what one winning contract pays at settlement, in cents. It is also the
+// ContractValue is the payout of one winning contract at settlement, in cents. It is also the
 // collateral locked for each short contract while its market is open.
 const ContractValue = 100
 
-// CashChange is how a fill changes one account's cash, in cents. Free + Locked is what the
-// account gains in total; a negative Free is what it must be able to pay.
+// CashChange is the change a fill makes to one account's cash, in cents. Free + Locked is
+// the account's total gain, and a negative Free is the amount it must be able to pay.
 type CashChange struct {
 	Free   int64
 	Locked int64

@@ -14,7 +14,7 @@ import (
 	"parity/scenario"
 )
 
-// Outcome is how a transaction, or the order it carried, ended as the client saw it.
+// Outcome is the end of a transaction, or of the order it carried, as the client saw it.
 type Outcome uint8
 
 // Transaction outcomes.
@@ -55,8 +55,8 @@ type Attempt struct {
 	Backoff time.Duration
 	// CommitLost is set when COMMIT was sent but its reply never arrived.
 	CommitLost bool
-	// Resolved is set when a lookup settled a lost COMMIT's outcome; Class then says
-	// which: ClassNone when the transaction had committed.
+	// Resolved is set when a lookup settled a lost COMMIT's outcome. Class is then
+	// ClassNone when the transaction had committed.
 	Resolved bool
 }
 
@@ -93,7 +93,7 @@ type Lookup func(ctx context.Context, db *pgxpool.Conn) (bool, error)
 // error occurs that retrying cannot fix. It retries from BEGIN on 40001 and 40P01, and on a
 // connection lost before COMMIT was sent. A connection lost during COMMIT leaves the outcome
 // unknown: Run calls lookup on a fresh connection, and retries only if the transaction is
-// known not to have committed; lookup may be nil, which leaves such outcomes Unknown. rng
+// known not to have committed. A nil lookup leaves such outcomes Unknown. rng
 // draws the backoff jitter and must not be shared between goroutines.
 func (r *Runner) Run(ctx context.Context, rng *rand.Rand, body Body, lookup Lookup) Result {
 	return r.RunTracked(ctx, rng, body, lookup, nil)
@@ -163,7 +163,7 @@ func decide(c Class, canceled bool) (Outcome, bool) {
 }
 
 // attempt runs one transaction. commitLost is true when COMMIT may have reached the server
-// but its reply did not reach the client; pid is then the server process of the lost session.
+// but its reply did not reach the client. pid is the server process of the session.
 func (r *Runner) attempt(ctx context.Context, body Body, track Track) (err error, commitLost bool, pid uint32) {
 	conn, err := r.Pool.Acquire(ctx)
 	if err != nil {
@@ -207,7 +207,7 @@ func resolve(ctx context.Context, pool *pgxpool.Pool, lookup Lookup, pid uint32)
 	if lookup == nil {
 		return false, errors.New("resolve lost commit: no lookup for this transaction")
 	}
-	// The run's context may be what cut the connection; the lookup still needs an answer.
+	// The run's context may be what cut the connection, and the lookup must still finish.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	conn, err := pool.Acquire(ctx)
@@ -227,9 +227,9 @@ func resolve(ctx context.Context, pool *pgxpool.Pool, lookup Lookup, pid uint32)
 
 // waitForSessionEnd waits until no server process with the given pid is left.
 //
-// NOTE: Aurora DSQL's pg_stat_activity is not known to list other sessions' processes; where
-// the query fails, or pid is unknown, the lookup runs without the wait and a COMMIT still in
-// flight can be missed.
+// NOTE: Aurora DSQL's pg_stat_activity is not known to list other sessions' processes.
+// Where the query fails, or pid is unknown, the lookup runs without the wait, and a COMMIT
+// still in flight can be missed.
 func waitForSessionEnd(ctx context.Context, conn *pgxpool.Conn, pid uint32) error {
 	if pid == 0 {
 		return nil

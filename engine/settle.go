@@ -16,7 +16,7 @@ import (
 // under DSQL's 3,000 changed rows per transaction.
 const settleChunk = 200
 
-// MarketSettlement is what settling one market did.
+// MarketSettlement is the result of settling one market.
 type MarketSettlement struct {
 	Market    uuid.UUID
 	Name      string
@@ -29,7 +29,7 @@ type MarketSettlement struct {
 	Released int64
 }
 
-// Settle resolves every market as the scenario says and settles it: each winning contract
+// Settle resolves every market as the scenario specifies and settles it: each winning contract
 // pays ContractValue cents and every short's collateral is released. Cash passes through
 // the market's clearing bucket, so each settlement transaction is a balanced journal on its
 // own, and the clearing bucket nets to zero once the market is settled.
@@ -161,7 +161,7 @@ func (e *Engine) queueEntries(b *pgx.Batch, journal, market uuid.UUID, entries [
 }
 
 // SettlementEntries returns the ledger entries that settle one position of qty contracts.
-// On YES a long is paid from the clearing bucket and a short's collateral goes into it; on
+// On YES a long is paid from the clearing bucket and a short's collateral goes into it. On
 // NO a short's collateral returns to its free cash and a long gets nothing. The entries of
 // one position always sum to zero.
 func SettlementEntries(account uuid.UUID, qty int64, outcome scenario.Outcome) []Entry {

@@ -48,7 +48,7 @@ type Namespace struct {
 	Meta    Meta
 }
 
-// Meta is what the marker row records about the run that created a namespace.
+// Meta is the marker row's record of the run that created a namespace.
 type Meta struct {
 	Scenario  string
 	Seed      uint64

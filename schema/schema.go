@@ -35,8 +35,8 @@ func (d Dialect) String() string {
 var ErrUnknownVariant = errors.New("unknown schema variant")
 
 // Variant is one way of laying out the ledger's tables. Every variant has the same tables and
-// columns, so the engine and the verifier work on all of them; variants differ in which rows
-// a fill writes besides those, and so in how transactions conflict.
+// columns, so the engine and the verifier work on all of them. Variants differ in which
+// rows a fill writes besides those, and so in how transactions conflict.
 type Variant struct {
 	Name        string
 	Description string

@@ -48,7 +48,7 @@ func Contention(required bool, f ContentionFigures) Result {
 
 // Outcomes returns the check that every order fired has a known outcome. Orders whose
 // COMMIT reply was lost and could not be resolved, and orders that failed with an error
-// retrying cannot fix, leave the run Unknown rather than failed: nothing shows the books
+// retrying cannot fix, leave the run Unknown rather than failed. Nothing shows the books
 // are wrong, but the run did not do what it set out to.
 func Outcomes(fired, failed, unknown int64, errors map[string]int64) Result {
 	r := Result{

@@ -14,7 +14,7 @@ import (
 	"parity/schema"
 )
 
-// Snapshot is what one read-only snapshot transaction saw while orders were firing.
+// Snapshot is the state of the books seen by one read-only transaction while orders fired.
 type Snapshot struct {
 	// At is the time since the monitor started.
 	At        time.Duration

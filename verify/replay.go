@@ -24,7 +24,7 @@ type replayedOrder struct {
 	bookSeq  int64
 	versions map[uuid.UUID]int64
 
-	// What the model did with it.
+	// The model's fills of the order.
 	fills  int
 	filled int64
 	digest uint64
@@ -50,7 +50,7 @@ var replayMatches = Check{
 // The commit order is rebuilt from what the orders wrote: every order bumps its market's
 // version, which is its BookSeq, and records the version it left on every account row it
 // wrote. Orders that touched the same market or the same account are ordered by those
-// versions; any order consistent with all of them is a serial order of the run, because
+// versions. Any order consistent with all of them is a serial order of the run, because
 // every row a matching decision reads is also written by it. Orders are kept in memory in a
 // compact form; trades, order states, positions and balances are streamed for comparison.
 type replay struct {

@@ -10,7 +10,7 @@ import (
 	"parity/schema"
 )
 
-// contractValue is what a winning contract pays, in cents, and the collateral of a short one.
+// contractValue is the payout of a winning contract, in cents, and the collateral of a short one.
 const contractValue = 100
 
 // marketSettlement is one market's positions and settlement entries, summed.

@@ -48,7 +48,7 @@ type Result struct {
 	Witnesses []Witness `json:"witnesses,omitempty"`
 	// Details holds the figures behind Found, by name, for programs to read.
 	Details map[string]int64 `json:"details,omitempty"`
-	// Error says why the verdict is Unknown.
+	// Error is the reason the verdict is Unknown.
 	Error string `json:"error,omitempty"`
 }
 

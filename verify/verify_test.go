@@ -366,8 +366,8 @@ var corruptions = []corruption{
 	},
 }
 
-// crossChecks are checks that recompute the books in another way, and so catch faults that
-// a more specific check catches too; their own tests are elsewhere.
+// crossChecks are checks that recompute the books in another way, so they catch faults that
+// a more specific check catches too. Their own tests are elsewhere.
 var crossChecks = []string{"replay-matches"}
 
 func TestConsistencyAuditCatchesCorruption(t *testing.T) {
