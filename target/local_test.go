@@ -34,7 +34,7 @@ func TestStartLocal_StartStopLeavesNothing(t *testing.T) {
 		{"unix_socket_directories", l.Dir()},
 		{"port", strconv.Itoa(l.Port())},
 		{"fsync", "off"},
-		{"synchronous_commit", "off"},
+		{"synchronous_commit", "on"},
 		{"full_page_writes", "off"},
 		{"deadlock_timeout", "50ms"},
 	}
