@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 
+	"parity/engine"
 	"parity/scenario"
 	"parity/schema"
 	"parity/target"
@@ -106,6 +107,9 @@ func (e *env) fail(err error) int {
 		errors.Is(err, scenario.ErrNotFound), errors.Is(err, schema.ErrUnknownVariant),
 		errors.Is(err, target.ErrInvalidOptions):
 		return exitUsage
+	case errors.Is(err, errServerLost), errors.Is(err, errDatabaseLost),
+		errors.Is(err, engine.ErrConnectionLost):
+		return exitInfra
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(e.stderr, "parity: interrupted; the run's server and namespace were cleaned up unless kept")
 		return exitInterrupted
@@ -165,12 +169,36 @@ func loadScenarios(path string) (*scenario.File, error) {
 	data, source := embeddedScenarios, embeddedSource
 	if path != "" {
 		var err error
-		if data, err = os.ReadFile(path); err != nil {
-			return nil, usageErrorf("read scenario file: %v", err)
+		if data, err = readScenarioFile(path); err != nil {
+			return nil, err
 		}
 		source = path
 	}
 	return scenario.Parse(data, source, scenario.Options{Schemas: schema.Names()})
+}
+
+// readScenarioFile reads a scenario file. It rejects what is not a regular file, such as a
+// FIFO that would block or a device that never ends, and stops reading past the largest
+// file Parse accepts.
+func readScenarioFile(path string) ([]byte, error) {
+	// Stat before Open: opening a FIFO blocks until someone writes to it.
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, usageErrorf("read scenario file: %v", err)
+	}
+	if !info.Mode().IsRegular() {
+		return nil, usageErrorf("read scenario file %s: not a regular file; give a YAML file", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, usageErrorf("read scenario file: %v", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, scenario.MaxFileSize+1))
+	if err != nil {
+		return nil, usageErrorf("read scenario file: %v", err)
+	}
+	return data, nil
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {

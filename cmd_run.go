@@ -107,6 +107,9 @@ func (e *env) runConfig(fs *flag.FlagSet, f *runFlags) (*runConfig, error) {
 	}
 	sc, err := file.Lookup(f.scenario)
 	if err != nil {
+		if !set["scenario"] {
+			err = fmt.Errorf("%w; choose one with --scenario NAME", err)
+		}
 		return nil, err
 	}
 	copied := *sc
@@ -137,6 +140,10 @@ func (e *env) runConfig(fs *flag.FlagSet, f *runFlags) (*runConfig, error) {
 	}
 	if err := checkJSONPath(cfg.jsonPath); err != nil {
 		return nil, err
+	}
+	if f.file != "" && sameFile(f.file, cfg.jsonPath) {
+		return nil, usageErrorf("--json %q is the scenario file given with --file: give another "+
+			"file for the verdict", cfg.jsonPath)
 	}
 	cfg.progress = decide(f.progress.value, isTerminal(os.Stderr))
 	cfg.color = decide(f.color.value, isTerminal(os.Stdout) && e.getenv("NO_COLOR") == "")
@@ -196,7 +203,9 @@ func checkKeep(cfg *runConfig, set map[string]bool) error {
 }
 
 // checkJSONPath makes sure the JSON verdict can be written before the run starts, so that
-// a long run does not end with nowhere to put its result.
+// a long run does not end with nowhere to put its result. The verdict replaces path by a
+// rename, so path must be a regular file or not exist yet: a rename would replace a device,
+// a FIFO or a symbolic link itself rather than write through it.
 func checkJSONPath(path string) error {
 	if path == "" {
 		return nil
@@ -205,8 +214,9 @@ func checkJSONPath(path string) error {
 	if info, err := os.Stat(dir); err != nil || !info.IsDir() {
 		return usageErrorf("invalid --json %q: directory %s does not exist", path, dir)
 	}
-	if info, err := os.Stat(path); err == nil && info.IsDir() {
-		return usageErrorf("invalid --json %q: it is a directory; give a file name", path)
+	if info, err := os.Lstat(path); err == nil && !info.Mode().IsRegular() {
+		return usageErrorf("invalid --json %q: it exists and is not a regular file; give a new "+
+			"file name or a regular file to replace", path)
 	}
 	probe, err := os.CreateTemp(dir, ".parity-probe-*")
 	if err != nil {
@@ -218,16 +228,19 @@ func checkJSONPath(path string) error {
 
 // checkSabotage validates --sabotage and --lose-commits.
 func checkSabotage(cfg *runConfig, f *runFlags, set map[string]bool) error {
-	if f.sabotage != "" {
+	if set["sabotage"] {
 		faults, err := engine.Sabotage(f.sabotage)
 		if err != nil {
 			return usageErrorf("invalid --sabotage: %v", err)
 		}
 		cfg.sabotage, cfg.faults = f.sabotage, faults
-		if faults.LostUpdate {
-			// The engine runs this defect at READ COMMITTED; the report says so.
-			cfg.sc.Isolation = scenario.ReadCommitted
+	}
+	if cfg.faults.LostUpdate {
+		if set["isolation"] && cfg.sc.Isolation != scenario.ReadCommitted {
+			return usageErrorf("--sabotage lost-update runs at read-committed, where nothing "+
+				"stops a lost update: drop --isolation %s", cfg.sc.Isolation)
 		}
+		cfg.sc.Isolation = scenario.ReadCommitted
 	}
 	cfg.loseCommits = f.loseCommits
 	if cfg.faults.BlindRetry && !set["lose-commits"] {
@@ -244,6 +257,13 @@ func checkSabotage(cfg *runConfig, f *runFlags, set map[string]bool) error {
 		return usageErrorf("--sabotage blind-retry needs lost commits to resend blindly: drop --lose-commits 0")
 	}
 	return nil
+}
+
+// sameFile reports whether the paths name one existing file.
+func sameFile(a, b string) bool {
+	ia, errA := os.Stat(a)
+	ib, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(ia, ib)
 }
 
 func decide(mode string, auto bool) bool {

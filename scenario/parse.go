@@ -34,6 +34,10 @@ type File struct {
 // keys, then the defaults block, then each scenario in file order. A problem of an earlier
 // stage is reported even when another problem appears higher in the file.
 func Parse(data []byte, source string, opts Options) (*File, error) {
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
+	if err := checkShape(data, source); err != nil {
+		return nil, err
+	}
 	doc, err := parseDocument(data, source)
 	if err != nil {
 		return nil, err
@@ -108,4 +112,57 @@ func parseDocument(data []byte, source string) (*document, error) {
 		"put every scenario in one document under a single scenarios list", len(bodies))}
 	setPosition(e, extra)
 	return nil, e
+}
+
+// Limits on a scenario file's shape, checked before the YAML parser sees it: the parser's
+// memory grows much faster than the input for deeply nested flow collections (an 80 KB
+// file of nested brackets took 2.5 GB), and no real scenario comes near either limit.
+const (
+	MaxFileSize = 1 << 20
+	maxNesting  = 32
+)
+
+// checkShape rejects a file larger than MaxFileSize or with flow collections ([...] and
+// {...}) nested deeper than maxNesting. Brackets inside quotes and comments do not count;
+// a quote ends at the end of its line at the latest, so that an apostrophe in a plain
+// scalar cannot hide the rest of the file.
+func checkShape(data []byte, source string) error {
+	if len(data) > MaxFileSize {
+		return &Error{Source: source, Message: fmt.Sprintf("the file has %d bytes; the maximum "+
+			"is %d (1 MiB)", len(data), MaxFileSize)}
+	}
+	depth, line, column := 0, 1, 0
+	var quote, previous byte = 0, '\n'
+	comment := false
+	for _, c := range data {
+		column++
+		after := previous
+		previous = c
+		switch {
+		case c == '\n':
+			line, column, comment, quote = line+1, 0, false, 0
+			continue
+		case comment:
+			continue
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+			continue
+		}
+		switch c {
+		case '"', '\'':
+			quote = c
+		case '#':
+			comment = after == ' ' || after == '\t' || after == '\n'
+		case '[', '{':
+			if depth++; depth > maxNesting {
+				return &Error{Source: source, Line: line, Column: column, Message: fmt.Sprintf(
+					"collections nested deeper than %d levels; flatten the file", maxNesting)}
+			}
+		case ']', '}':
+			depth = max(0, depth-1)
+		}
+	}
+	return nil
 }

@@ -227,8 +227,8 @@ func TestParse_Invalid(t *testing.T) {
 		{"markets-zero", nil, 4, 14, "base", "markets", "0 is outside 1..10000"},
 		{"markets-too-many", nil, 4, 14, "base", "markets", "10001 is outside 1..10000"},
 		{"defaults-markets-zero", nil, 3, 12, "", "defaults.markets", "0 is outside 1..10000"},
-		{"concurrency-zero", nil, 5, 18, "base", "concurrency", "0 is outside 1..100000"},
-		{"concurrency-too-high", nil, 5, 18, "base", "concurrency", "100001 is outside 1..100000"},
+		{"concurrency-zero", nil, 5, 18, "base", "concurrency", "0 is outside 1..10000"},
+		{"concurrency-too-high", nil, 5, 18, "base", "concurrency", "10001 is outside 1..10000"},
 		{"rate-negative", nil, 5, 11, "base", "rate", "-5 is less than 0 (orders per second; 0 means no cap)"},
 		{"retry-attempts-zero", nil, 6, 21, "base", "retry.max_attempts", "0 is outside 1..1000"},
 		{"retry-attempts-too-many", nil, 6, 21, "base", "retry.max_attempts", "1001 is outside 1..1000"},
@@ -272,10 +272,10 @@ func TestParse_Invalid(t *testing.T) {
 		// Flows.
 		{"flows-missing", nil, 3, 5, "base", "flows", "missing; add at least one order flow"},
 		{"flows-empty", nil, 7, 12, "base", "flows", "empty; add at least one order flow"},
-		{"flow-count-zero", nil, 8, 17, "base", "flows[0].count", "0 is outside 1..1000000000"},
+		{"flow-count-zero", nil, 8, 17, "base", "flows[0].count", "0 is outside 1..10000000"},
 		{"flow-count-missing", nil, 8, 9, "base", "flows[0].count", "missing; set a whole number from 1 to"},
 		{"flow-total-too-large", nil, 9, 17, "base", "flows[1].count",
-			"the flows add up to 1200000000 orders; the maximum is 1000000000"},
+			"the flows add up to 12000000 orders; the maximum is 10000000"},
 		{"flow-group-undefined", nil, 9, 28, "base", "flows[0].group",
 			`"tradrs" is not an account group of this scenario; defined groups: traders, whale`},
 		{"flow-group-missing", nil, 8, 9, "base", "flows[0].group", "missing; name the account group"},
@@ -421,5 +421,40 @@ func TestError_Format(t *testing.T) {
 				t.Error("errors.Is(err, ErrInvalid) = false")
 			}
 		})
+	}
+}
+
+func TestParseShapeLimits(t *testing.T) {
+	deep := "scenarios: " + strings.Repeat("[", 40) + strings.Repeat("]", 40) + "\n"
+	quoted := "# [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\nscenarios: '" + strings.Repeat("[", 40) + "'\n"
+	tests := []struct {
+		name string
+		data string
+		want string
+	}{
+		{"deep nesting", deep, "nested deeper than 32 levels"},
+		{"too large", "# " + strings.Repeat("x", MaxFileSize) + "\n", "the maximum is 1048576"},
+		{"brackets in comments and quotes", quoted, "scenarios"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.data), "shape.yaml", Options{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Parse error = %v, want one containing %q", err, tt.want)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error %v does not match ErrInvalid", err)
+			}
+		})
+	}
+}
+
+func TestParseByteOrderMark(t *testing.T) {
+	data, err := os.ReadFile("../scenarios.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse(append([]byte("\xef\xbb\xbf"), data...), "bom.yaml", Options{}); err != nil {
+		t.Errorf("a file with a byte order mark: %v", err)
 	}
 }

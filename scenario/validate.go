@@ -21,8 +21,8 @@ const (
 	minPrice       = 1
 	maxPrice       = 99
 	maxQuantity    = 1_000_000
-	maxTotalOrders = 1_000_000_000
-	maxConcurrency = 100_000
+	maxTotalOrders = 10_000_000
+	maxConcurrency = 10_000
 	maxAttempts    = 1000
 )
 
