@@ -164,7 +164,7 @@ func (e *Engine) PlaceOrder(ctx context.Context, rng *rand.Rand, o scenario.Orde
 // orderExists returns the lookup that resolves a lost COMMIT: the order row is written in
 // the same transaction as everything else, so it exists exactly when the order committed.
 func (e *Engine) orderExists(id *uuid.UUID) Lookup {
-	return func(ctx context.Context, conn *pgxpool.Conn) (bool, error) {
+	return func(ctx context.Context, conn *pgx.Conn) (bool, error) {
 		var exists bool
 		err := conn.QueryRow(ctx, fmt.Sprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE id = $1)",
 			e.ns.Table(schema.OrdersTable)), *id).Scan(&exists)

@@ -305,7 +305,7 @@ func TestRunnerResolvesLostCommit(t *testing.T) {
 		res := r.Run(ctx, rng, func(ctx context.Context, tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, "INSERT INTO "+table+" VALUES ($1, 0)", id)
 			return err
-		}, func(ctx context.Context, conn *pgxpool.Conn) (bool, error) {
+		}, func(ctx context.Context, conn *pgx.Conn) (bool, error) {
 			var exists bool
 			err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+table+" WHERE id = $1)", id).Scan(&exists)
 			return exists, err

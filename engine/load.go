@@ -103,8 +103,11 @@ func (l *loader) work(ctx context.Context, worker uint64) error {
 			// Stopped by the run, not by the database: the order never happened.
 			r.AttemptLog = nil
 		}
+		l.rec.record(&r)
+		// The recorder has counted the attempts; dropping them keeps a record small, about
+		// a hundred bytes, for runs of millions of orders.
+		r.AttemptLog = nil
 		l.records[seq] = r
-		l.rec.record(&l.records[seq])
 		if err := l.watchConnection(&r); err != nil {
 			return err
 		}
@@ -187,7 +190,9 @@ func warm(ctx context.Context, pool *pgxpool.Pool, n int) error {
 		g.Go(func() error {
 			c, err := pool.Acquire(gctx)
 			if err != nil {
-				return fmt.Errorf("open connection: %w", err)
+				return fmt.Errorf("open %d connections at once (the concurrency; a server with "+
+					"a lower max_connections refuses some, so lower the concurrency or raise "+
+					"it): %w", n, err)
 			}
 			results <- c
 			return nil

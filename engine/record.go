@@ -41,7 +41,8 @@ type OrderRecord struct {
 	Overlapped bool
 	// Latency runs from the first BEGIN to the final outcome, backoff included.
 	Latency time.Duration
-	// Attempt records, kept for the run's retry statistics.
+	// AttemptLog holds the attempts until the load has counted them into its statistics;
+	// Load leaves it nil to keep the record small.
 	AttemptLog []Attempt
 	// Err is the last error of an order that did not commit.
 	Err error

@@ -86,8 +86,8 @@ type Runner struct {
 type Body func(ctx context.Context, tx pgx.Tx) error
 
 // Lookup reports whether a transaction whose COMMIT was lost had committed. It runs on a
-// fresh connection from the pool.
-type Lookup func(ctx context.Context, db *pgxpool.Conn) (bool, error)
+// fresh connection, opened for it outside the pool.
+type Lookup func(ctx context.Context, conn *pgx.Conn) (bool, error)
 
 // Run runs body in a transaction until it commits, the policy's attempts are used up, or an
 // error occurs that retrying cannot fix. It retries from BEGIN on 40001 and 40P01, and on a
@@ -210,19 +210,34 @@ func resolve(ctx context.Context, pool *pgxpool.Pool, lookup Lookup, pid uint32)
 	// The run's context may be what cut the connection, and the lookup must still finish.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return false, fmt.Errorf("resolve lost commit: %w", err)
+	var err error
+	for attempt := 1; attempt <= lookupAttempts; attempt++ {
+		var committed bool
+		if committed, err = lookupOnce(ctx, pool, lookup, pid); err == nil {
+			return committed, nil
+		}
+		if sleepErr := sleep(ctx, time.Duration(attempt)*100*time.Millisecond); sleepErr != nil {
+			break
+		}
 	}
-	defer conn.Release()
+	return false, fmt.Errorf("resolve lost commit: %w", err)
+}
+
+// lookupAttempts bounds the tries of a lookup, which may meet a server that is restarting.
+const lookupAttempts = 3
+
+// lookupOnce opens a new connection, not one from the pool: a pooled connection may be one
+// that broke with the lost session's.
+func lookupOnce(ctx context.Context, pool *pgxpool.Pool, lookup Lookup, pid uint32) (bool, error) {
+	conn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
 	if err := waitForSessionEnd(ctx, conn, pid); err != nil {
-		return false, fmt.Errorf("resolve lost commit: %w", err)
+		return false, err
 	}
-	committed, err := lookup(ctx, conn)
-	if err != nil {
-		return false, fmt.Errorf("resolve lost commit: %w", err)
-	}
-	return committed, nil
+	return lookup(ctx, conn)
 }
 
 // waitForSessionEnd waits until no server process with the given pid is left.
@@ -230,7 +245,7 @@ func resolve(ctx context.Context, pool *pgxpool.Pool, lookup Lookup, pid uint32)
 // NOTE: Aurora DSQL's pg_stat_activity is not known to list other sessions' processes.
 // Where the query fails, or pid is unknown, the lookup runs without the wait, and a COMMIT
 // still in flight can be missed.
-func waitForSessionEnd(ctx context.Context, conn *pgxpool.Conn, pid uint32) error {
+func waitForSessionEnd(ctx context.Context, conn *pgx.Conn, pid uint32) error {
 	if pid == 0 {
 		return nil
 	}
