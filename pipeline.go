@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"parity/engine"
@@ -17,8 +18,25 @@ import (
 	"parity/verify"
 )
 
-// errServerLost is the cause of a run's cancellation when the throwaway server exits.
-var errServerLost = errors.New("the throwaway PostgreSQL server exited during the run")
+// Causes of a run's cancellation other than the user's.
+var (
+	// errServerLost: the throwaway server exited.
+	errServerLost = errors.New("the throwaway PostgreSQL server exited during the run")
+	// errDatabaseLost: the database stopped answering.
+	errDatabaseLost = errors.New("the database stopped answering during the run")
+)
+
+// The watchdog pings the database every watchInterval, gives each ping watchTimeout, and
+// gives up on the database after watchFailures failed pings in a row.
+const (
+	watchInterval = 2 * time.Second
+	watchTimeout  = 5 * time.Second
+	watchFailures = 3
+)
+
+// defaultConnectTimeout bounds a new connection when the target sets no connect_timeout,
+// so that a frozen server fails the run instead of hanging it.
+const defaultConnectTimeout = 15 * time.Second
 
 // cleanupTimeout bounds dropping the namespace and stopping the server, which run after
 // the run's own context may have ended.
@@ -59,6 +77,7 @@ func (e *env) execute(ctx context.Context, cfg *runConfig) (int, error) {
 		return exitInfra, err
 	}
 	defer pool.Close()
+	go watchDatabase(ctx, pool, watchInterval, cancel, log)
 
 	dialect := schema.PostgreSQL
 	if tgt.Kind() == target.DSQL {
@@ -91,12 +110,70 @@ func (e *env) execute(ctx context.Context, cfg *runConfig) (int, error) {
 	return report.ExitCode(verdict), nil
 }
 
-// runError names the real cause when the run's context was cancelled by a lost server.
+// runError names the real cause when the run's context was cancelled by a lost server or
+// database.
 func runError(ctx context.Context, err error) error {
-	if cause := context.Cause(ctx); errors.Is(cause, errServerLost) {
+	if cause := context.Cause(ctx); lostDatabase(cause) {
 		return fmt.Errorf("%w: %w", cause, err)
 	}
 	return err
+}
+
+func lostDatabase(cause error) bool {
+	return errors.Is(cause, errServerLost) || errors.Is(cause, errDatabaseLost)
+}
+
+// watchDatabase pings the database every interval on a connection of its own, outside the
+// pool that busy orders may exhaust, and cancels the run with errDatabaseLost when the
+// database stops answering. It returns when ctx ends.
+func watchDatabase(ctx context.Context, pool *pgxpool.Pool, interval time.Duration,
+	cancel context.CancelCauseFunc, log *slog.Logger) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		pingCtx, stop := context.WithTimeout(ctx, watchTimeout)
+		err := ping(pingCtx, pool, &conn)
+		stop()
+		if err == nil || ctx.Err() != nil {
+			failures = 0
+			continue
+		}
+		failures++
+		log.Warn("database did not answer a ping", "failures", failures, "err", err)
+		if failures >= watchFailures {
+			cancel(fmt.Errorf("%w: %d pings in a row failed, the last: %w", errDatabaseLost, failures, err))
+			return
+		}
+	}
+}
+
+// ping checks the database on *conn, reconnecting when there is none or it broke.
+func ping(ctx context.Context, pool *pgxpool.Pool, conn **pgx.Conn) error {
+	if *conn == nil {
+		c, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
+		if err != nil {
+			return err
+		}
+		*conn = c
+	}
+	if err := (*conn).Ping(ctx); err != nil {
+		(*conn).Close(context.WithoutCancel(ctx))
+		*conn = nil
+		return err
+	}
+	return nil
 }
 
 // closeTarget releases the target and, for a kept throwaway server, prints how to reach it
@@ -113,9 +190,9 @@ func (e *env) closeTarget(t target.Target, cfg *runConfig, ns *string, log *slog
 }
 
 func openPool(ctx context.Context, t target.Target, maxConns int) (*pgxpool.Pool, error) {
-	config, err := t.PoolConfig(maxConns)
+	config, err := poolConfig(t, maxConns)
 	if err != nil {
-		return nil, fmt.Errorf("configure connections to %s: %w", t.Describe(), err)
+		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, config)
 	if err != nil {
@@ -126,6 +203,18 @@ func openPool(ctx context.Context, t target.Target, maxConns int) (*pgxpool.Pool
 		return nil, fmt.Errorf("connect to %s: %w", t.Describe(), err)
 	}
 	return pool, nil
+}
+
+// poolConfig returns the target's pool config with a connect timeout when it has none.
+func poolConfig(t target.Target, maxConns int) (*pgxpool.Config, error) {
+	config, err := t.PoolConfig(maxConns)
+	if err != nil {
+		return nil, fmt.Errorf("configure connections to %s: %w", t.Describe(), err)
+	}
+	if config.ConnConfig.ConnectTimeout == 0 {
+		config.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
+	return config, nil
 }
 
 func dropNamespace(pool *pgxpool.Pool, name string, log *slog.Logger) {
@@ -187,7 +276,7 @@ func (e *env) prove(ctx context.Context, cfg *runConfig, t target.Target, pool *
 	if res != nil {
 		run.SetLoad(cfg.sc.TotalOrders(), res)
 	}
-	if errors.Is(err, context.Canceled) && !errors.Is(context.Cause(ctx), errServerLost) {
+	if errors.Is(err, context.Canceled) && !lostDatabase(context.Cause(ctx)) {
 		run.Interrupted = true
 		return verify.Inconclusive, e.summarize(pool, *ns, run)
 	}
@@ -236,9 +325,9 @@ func openOrderPool(ctx context.Context, cfg *runConfig, t target.Target,
 	if cfg.loseCommits == 0 {
 		return pool, nil, nil
 	}
-	config, err := t.PoolConfig(cfg.sc.Concurrency + 4)
+	config, err := poolConfig(t, cfg.sc.Concurrency+4)
 	if err != nil {
-		return nil, nil, fmt.Errorf("configure connections to %s: %w", t.Describe(), err)
+		return nil, nil, err
 	}
 	faults := &target.CommitFaults{PerMille: cfg.loseCommits, Seed: cfg.sc.Seed}
 	faults.Apply(config)
