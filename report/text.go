@@ -6,9 +6,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/fatih/color"
 
+	"parity/engine"
 	"parity/verify"
 )
 
@@ -55,6 +57,10 @@ func WriteText(w io.Writer, r *Run, s Style) error {
 func WriteProofText(w io.Writer, pr *verify.Proof, s Style) error {
 	p := &printer{w: w}
 	p.linef("%s", s.paint(fmt.Sprintf("Parity: audit of namespace %s", pr.Namespace), color.Bold))
+	if pr.Sabotage != "" {
+		p.linef("%s", s.paint(fmt.Sprintf("SABOTAGED ENGINE (%s): the run that made this namespace "+
+			"was broken on purpose", pr.Sabotage), color.FgRed, color.Bold))
+	}
 	p.linef("  scenario   %s", pr.Scenario)
 	p.linef("  backend    %s", pr.Backend)
 	p.linef("  phase      %s (at %s)", pr.Phase, pr.At.Format("2006-01-02 15:04:05 MST"))
@@ -95,9 +101,26 @@ func writeHeader(p *printer, r *Run, s Style) {
 	p.linef("  target     %s", r.Target.Description)
 	p.linef("  schema     %s, %s, namespace %s%s", r.Schema, r.Isolation, r.Namespace, keptNote(r))
 	if r.Description != "" {
-		p.linef("  scenario   %s", r.Description)
+		p.linef("  scenario   %s", printable(r.Description))
 	}
 	p.linef("")
+}
+
+// printable drops control and bidirectional-formatting characters, so that text from a
+// scenario file cannot move the cursor, change colours or reorder what the terminal shows.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// oneLine joins the lines of a message, such as a multi-line error, so that it fits one
+// row of a table.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(printable(strings.ReplaceAll(s, "\n", " "))), " ")
 }
 
 func keptNote(r *Run) string {
@@ -109,7 +132,7 @@ func keptNote(r *Run) string {
 
 func writeProof(p *printer, r *Run, s Style) {
 	p.linef("Proof")
-	p.linef("  orders fired       %s of %s, %d at once", Count(r.Orders.Fired), Count(r.Orders.Total), r.Concurrency)
+	p.linef("  orders fired       %s of %s, concurrency %d", Count(r.Orders.Fired), Count(r.Orders.Total), r.Concurrency)
 	p.linef("  markets            %s", Count(r.Markets))
 	p.linef("  accounts           %s", Count(r.Accounts))
 	p.linef("  trades             %s (%s contracts)", Count(r.Trades), Count(r.Contracts))
@@ -117,12 +140,37 @@ func writeProof(p *printer, r *Run, s Style) {
 	p.linef("  cash before        %s", Cents(r.Ledger.CashBefore))
 	p.linef("  cash after         %s", Cents(r.Ledger.CashAfter))
 	p.linef("  negative balances  %s", Count(r.Ledger.Negative))
+	if c, ok := findCheck(r.Checks, "mid-run-snapshots"); ok {
+		p.linef("  mid-run snapshots  %s taken, %s broke an invariant", Count(c.Checked), Count(c.Violations))
+	}
 	verdict := s.verdict(r.Verdict, 0)
 	if r.Interrupted {
 		verdict += " (interrupted)"
 	}
 	p.linef("  verdict            %s", verdict)
+	if r.Sabotage != "" && r.Verdict == verify.Consistent {
+		p.linef("  %s", s.paint("The sabotaged engine did no visible damage in this run: "+
+			sabotageNeeds[r.Sabotage]+".", color.FgYellow))
+	}
 	p.linef("")
+}
+
+// sabotageNeeds says what each sabotage kind needs before it can do damage.
+var sabotageNeeds = map[string]string{
+	"lost-update":         "it needs two orders that touch one account from different markets at once, as in hot-account",
+	"unconditional-debit": "it needs an account that is short of cash, as in hot-account",
+	"split-fill":          fmt.Sprintf("it needs at least %d fills, so that a credit is dropped", engine.SplitFillFailEvery),
+	"missing-entry":       "it needs at least one fill",
+	"blind-retry":         "it needs a lost COMMIT reply for an order that had committed; raise --lose-commits",
+}
+
+func findCheck(checks []verify.Result, name string) (verify.Result, bool) {
+	for _, c := range checks {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return verify.Result{}, false
 }
 
 func writeLoad(p *printer, r *Run) {
@@ -131,7 +179,8 @@ func writeLoad(p *printer, r *Run) {
 		Count(o.Committed), Count(o.Skipped), Count(o.Failed), Count(o.GaveUp), Count(o.Unknown),
 		canceledNote(o))
 	p.linef("Fills       %s skipped unfunded (buyer or seller short of cash)", Count(o.UnfundedFills))
-	p.linef("Commits     %s replies lost, %s resolved by lookup", Count(o.LostCommits), Count(o.Resolved))
+	p.linef("Commits     %s cut with their reply or the COMMIT itself lost, %s resolved by lookup",
+		Count(o.LostCommits), Count(o.Resolved))
 	p.linef("Throughput  %s orders/s over %.2f s", decimal(r.Throughput), r.Durations.Load)
 	p.linef("Latency     %s", latencyLine(r.Latency))
 	p.linef("Attempts    %s", attemptsLine(r.Attempts))
@@ -141,7 +190,7 @@ func writeLoad(p *printer, r *Run) {
 			p.linef("            ... and %d more kinds of error", len(r.Errors)-i)
 			break
 		}
-		p.linef("Error       %s x %s", Count(e.Orders), e.Message)
+		p.linef("Error       %s x %s", Count(e.Orders), oneLine(e.Message))
 	}
 	p.linef("")
 }
@@ -222,6 +271,10 @@ func writeSettlement(p *printer, r *Run) {
 }
 
 func writeChecks(p *printer, checks []verify.Result, s Style) {
+	if len(checks) == 0 {
+		p.linef("Checks      not run")
+		return
+	}
 	p.linef("Checks")
 	width := 0
 	for _, c := range checks {
@@ -232,7 +285,7 @@ func writeChecks(p *printer, checks []verify.Result, s Style) {
 		if c.Verdict == verify.Unknown && c.Error != "" {
 			detail = c.Error
 		}
-		p.linef("  %s %-*s  %s", s.verdict(c.Verdict, 7), width, c.Name, detail)
+		p.linef("  %s %-*s  %s", s.verdict(c.Verdict, 7), width, c.Name, oneLine(detail))
 		if c.Verdict != verify.Fail {
 			continue
 		}

@@ -215,6 +215,9 @@ func readMarker(ctx context.Context, db DB, name string) (Namespace, error) {
 		isolation, sabotage, created_at, finished_at FROM %s`, ns.Table(MarkerTable))).Scan(
 		&tool, &format, &variant, &dialect, &ns.Meta.Scenario, &seed, &ns.Meta.Isolation,
 		&ns.Meta.Sabotage, &ns.Meta.CreatedAt, &finished)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Namespace{}, fmt.Errorf("%w: %s has an empty %s table", ErrNotOurs, name, MarkerTable)
+	}
 	if err != nil {
 		return Namespace{}, fmt.Errorf("read marker of %s: %w", name, err)
 	}

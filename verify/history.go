@@ -16,9 +16,9 @@ type HistoryCounts struct {
 	Orders       int64 `json:"orders"`
 	Committed    int64 `json:"committed"`
 	NotCommitted int64 `json:"not_committed"`
-	// Ambiguous counts COMMITs whose reply was lost. The run's lookups resolved them as
-	// committed or not committed; Unresolved counts orders whose outcome stayed unknown,
-	// which the audit then resolves itself by looking the order up.
+	// Ambiguous counts COMMITs whose reply was lost. Lookups, the run's or for orders whose
+	// outcome stayed unknown the audit's, resolved them as committed or not committed.
+	// Unresolved counts those never looked up, as with the blind-retry sabotage.
 	Ambiguous            int64 `json:"ambiguous"`
 	ResolvedCommitted    int64 `json:"resolved_committed"`
 	ResolvedNotCommitted int64 `json:"resolved_not_committed"`
@@ -51,8 +51,8 @@ var historyMatches = Check{
 			"ambiguous": h.Ambiguous, "resolved_committed": h.ResolvedCommitted,
 			"resolved_not_committed": h.ResolvedNotCommitted, "unresolved": h.Unresolved,
 		}
-		r.Found = fmt.Sprintf("%d orders: %d committed, %d not committed; %d ambiguous commits: "+
-			"%d resolved committed, %d resolved not committed, %d left unknown by the run; %d violations",
+		r.Found = fmt.Sprintf("%d orders: %d committed (skipped ones included), %d not committed; "+
+			"%d ambiguous commits: %d resolved committed, %d resolved not committed, %d never looked up; %d violations",
 			h.Orders, h.Committed, h.NotCommitted, h.Ambiguous, h.ResolvedCommitted,
 			h.ResolvedNotCommitted, h.Unresolved, r.Violations)
 		return err
@@ -100,10 +100,10 @@ func countHistory(ctx context.Context, db DB, ns schema.Namespace) (HistoryCount
 			COALESCE(sum(h.resolved_committed), 0)::bigint
 				+ count(*) FILTER (WHERE h.outcome = 'unknown' AND o.id IS NOT NULL),
 			COALESCE(sum(h.resolved_not_committed), 0)::bigint
-				+ count(*) FILTER (WHERE h.outcome = 'unknown' AND o.id IS NULL),
-			count(*) FILTER (WHERE h.outcome = 'unknown')
+				+ count(*) FILTER (WHERE h.outcome = 'unknown' AND o.id IS NULL)
 		FROM {history} h LEFT JOIN {orders} o ON o.id = h.order_id`, ns)).Scan(
 		&h.Orders, &h.Committed, &h.NotCommitted, &h.Ambiguous, &h.ResolvedCommitted,
-		&h.ResolvedNotCommitted, &h.Unresolved)
+		&h.ResolvedNotCommitted)
+	h.Unresolved = max(0, h.Ambiguous-h.ResolvedCommitted-h.ResolvedNotCommitted)
 	return h, err
 }

@@ -40,7 +40,7 @@ var replayMatches = Check{
 			return err
 		}
 		r.Expected = "the same trades, order states, positions and balances as the database"
-		r.Found = fmt.Sprintf("%d of %d replayed orders, accounts or positions differ", r.Violations, r.Checked)
+		r.Found = fmt.Sprintf("%d of %d replayed orders, accounts and positions differ", r.Violations, r.Checked)
 		return nil
 	},
 }
@@ -84,7 +84,7 @@ func (rp *replay) run(ctx context.Context, exp Expect) error {
 			return err
 		}
 	}
-	rp.r.Checked = int64(len(rp.orders))
+	rp.r.Checked += int64(len(rp.orders))
 	if err := rp.compareTrades(ctx); err != nil {
 		return err
 	}
@@ -364,6 +364,7 @@ func (rp *replay) compareBooks(ctx context.Context) error {
 	var name string
 	var free, locked int64
 	_, err = pgx.ForEachRow(rows, []any{&id, &name, &free, &locked}, func() error {
+		rp.r.Checked++
 		c := rp.model.Cash[id]
 		if c != nil && c.Free == free && c.Locked == locked {
 			return nil
@@ -391,6 +392,7 @@ func (rp *replay) comparePositions(ctx context.Context) error {
 	var account, market uuid.UUID
 	var qty int64
 	_, err = pgx.ForEachRow(rows, []any{&account, &market, &qty}, func() error {
+		rp.r.Checked++
 		seen[[2]uuid.UUID{account, market}] = true
 		if want := rp.model.Positions[market][account]; want != qty {
 			rp.witness(Witness{Kind: "position", ID: account.String(), Name: "in market " + market.String(),

@@ -481,7 +481,7 @@ func TestContentionVerdicts(t *testing.T) {
 	}{
 		{"required and retried", true, verify.ContentionFigures{Retries: 1}, verify.Pass},
 		{"required and gave up", true, verify.ContentionFigures{GaveUp: 1}, verify.Pass},
-		{"required and skipped", true, verify.ContentionFigures{UnfundedFills: 1}, verify.Pass},
+		{"required and only skipped", true, verify.ContentionFigures{UnfundedFills: 1}, verify.Unknown},
 		{"required and overlapped", true, verify.ContentionFigures{Overlapped: 1}, verify.Pass},
 		{"required and serial", true, verify.ContentionFigures{}, verify.Unknown},
 		{"not required and serial", false, verify.ContentionFigures{}, verify.Pass},
