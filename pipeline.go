@@ -77,7 +77,11 @@ func (e *env) execute(ctx context.Context, cfg *runConfig) (int, error) {
 		return exitInfra, err
 	}
 	defer pool.Close()
-	go watchDatabase(ctx, pool, watchInterval, cancel, log)
+	// Deferred after the cleanup above, so it runs first: a watchdog left running would
+	// report the server shutting down as a lost database.
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	go watchDatabase(watchCtx, pool, watchInterval, cancel, log)
 
 	dialect := schema.PostgreSQL
 	if tgt.Kind() == target.DSQL {
