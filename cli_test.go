@@ -54,16 +54,7 @@ func TestCommandLineErrors(t *testing.T) {
 			if code != tt.code {
 				t.Errorf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, stdout, stderr)
 			}
-			for _, w := range tt.want {
-				if !strings.Contains(stderr, w) {
-					t.Errorf("stderr lacks %q:\n%s", w, stderr)
-				}
-			}
-			for _, w := range tt.notWant {
-				if strings.Contains(stdout+stderr, w) {
-					t.Errorf("output contains %q:\n%s%s", w, stdout, stderr)
-				}
-			}
+			checkMessages(t, stdout, stderr, tt.want, tt.notWant)
 		})
 	}
 }
@@ -106,6 +97,22 @@ func TestHelp(t *testing.T) {
 		}
 		if !strings.Contains(stdout, "Usage") {
 			t.Errorf("%v: no usage on stdout:\n%s", args, stdout)
+		}
+	}
+}
+
+// checkMessages checks that stderr contains every string of want and that neither output
+// contains any of notWant, such as a password.
+func checkMessages(t *testing.T, stdout, stderr string, want, notWant []string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, stderr)
+		}
+	}
+	for _, w := range notWant {
+		if strings.Contains(stdout+stderr, w) {
+			t.Errorf("output contains %q:\n%s%s", w, stdout, stderr)
 		}
 	}
 }

@@ -152,16 +152,7 @@ func TestProofErrors(t *testing.T) {
 			if stdout != "" {
 				t.Errorf("stdout is not empty on an error:\n%s", stdout)
 			}
-			for _, w := range tt.want {
-				if !strings.Contains(stderr, w) {
-					t.Errorf("stderr lacks %q:\n%s", w, stderr)
-				}
-			}
-			for _, w := range tt.notWant {
-				if strings.Contains(stdout+stderr, w) {
-					t.Errorf("output contains %q:\n%s%s", w, stdout, stderr)
-				}
-			}
+			checkMessages(t, stdout, stderr, tt.want, tt.notWant)
 		})
 	}
 }

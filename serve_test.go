@@ -413,16 +413,7 @@ func TestServeUsageErrors(t *testing.T) {
 			if code != exitUsage {
 				t.Errorf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, exitUsage, stdout, stderr)
 			}
-			for _, w := range tt.want {
-				if !strings.Contains(stderr, w) {
-					t.Errorf("stderr lacks %q:\n%s", w, stderr)
-				}
-			}
-			for _, w := range tt.notWant {
-				if strings.Contains(stdout+stderr, w) {
-					t.Errorf("output contains %q:\n%s%s", w, stdout, stderr)
-				}
-			}
+			checkMessages(t, stdout, stderr, tt.want, tt.notWant)
 		})
 	}
 }

@@ -10,6 +10,36 @@ import (
 	"parity/schema"
 )
 
+// rowCheck is the shape of most checks: count the rows of one table as the rows checked,
+// list the rows that break the rule, and sum up.
+type rowCheck struct {
+	name, description string
+	// table is the table whose rows count as checked.
+	table    string
+	expected string
+	// sql lists the offending rows, with the number of them as its last column. It names
+	// tables as {accounts}, {orders} and so on, and has no LIMIT.
+	sql  string
+	scan func(pgx.Rows, *int64) (Witness, error)
+	// found formats the violations and the rows checked.
+	found string
+}
+
+func (c rowCheck) check() Check {
+	return Check{Name: c.name, Description: c.description,
+		run: func(ctx context.Context, db DB, ns schema.Namespace, _ Expect, r *Result) error {
+			var err error
+			if r.Checked, err = count(ctx, db, ns, c.table); err != nil {
+				return err
+			}
+			r.Expected = c.expected
+			sql := fmt.Sprintf("%s LIMIT %d", expand(c.sql, ns), MaxWitnesses)
+			err = queryWitnesses(ctx, db, sql, r, c.scan)
+			r.Found = fmt.Sprintf(c.found, r.Violations, r.Checked)
+			return err
+		}}
+}
+
 // queryWitnesses runs sql, whose rows are offending rows with the total number of offending
 // rows as the last column, and collects up to MaxWitnesses of them with scan.
 func queryWitnesses(ctx context.Context, db DB, sql string, r *Result,
@@ -114,51 +144,38 @@ var cashConserved = Check{
 	},
 }
 
-var noNegativeBalance = Check{
-	Name:        "no-negative-balance",
-	Description: "no account's free or locked cash is negative",
-	run: func(ctx context.Context, db DB, ns schema.Namespace, _ Expect, r *Result) error {
-		var err error
-		if r.Checked, err = count(ctx, db, ns, schema.AccountsTable); err != nil {
-			return err
-		}
-		r.Expected = "free >= 0 and locked >= 0 for every account"
-		err = queryWitnesses(ctx, db, fmt.Sprintf(`SELECT id, name, free, locked, count(*) OVER ()
-			FROM %s WHERE free < 0 OR locked < 0 ORDER BY least(free, locked), id LIMIT %d`,
-			ns.Table(schema.AccountsTable), MaxWitnesses), r, scanAccount("free", "locked"))
-		r.Found = fmt.Sprintf("%d of %d accounts negative", r.Violations, r.Checked)
-		return err
-	},
-}
+var noNegativeBalance = rowCheck{
+	name:        "no-negative-balance",
+	description: "no account's free or locked cash is negative",
+	table:       schema.AccountsTable,
+	expected:    "free >= 0 and locked >= 0 for every account",
+	sql: `SELECT id, name, free, locked, count(*) OVER ()
+		FROM {accounts} WHERE free < 0 OR locked < 0 ORDER BY least(free, locked), id`,
+	scan:  scanAccount("free", "locked"),
+	found: "%d of %d accounts negative",
+}.check()
 
-var balancesMatchLedger = Check{
-	Name:        "balances-match-ledger",
-	Description: "every account's free and locked cash equal the replay of its ledger entries",
-	run: func(ctx context.Context, db DB, ns schema.Namespace, _ Expect, r *Result) error {
-		var err error
-		if r.Checked, err = count(ctx, db, ns, schema.AccountsTable); err != nil {
-			return err
-		}
-		r.Expected = "free = sum of free entries and locked = sum of locked entries, per account"
-		err = queryWitnesses(ctx, db, fmt.Sprintf(`WITH l AS (
-				SELECT account_id,
-					COALESCE(sum(amount) FILTER (WHERE bucket = 'free'), 0)::bigint AS free,
-					COALESCE(sum(amount) FILTER (WHERE bucket = 'locked'), 0)::bigint AS locked
-				FROM %[2]s WHERE account_id IS NOT NULL AND bucket IN ('free', 'locked')
-				GROUP BY account_id)
-			SELECT COALESCE(a.id, l.account_id), COALESCE(a.name, '(no account row)'),
-				COALESCE(a.free, 0), COALESCE(l.free, 0), COALESCE(a.locked, 0),
-				COALESCE(l.locked, 0), count(*) OVER ()
-			FROM %[1]s a FULL JOIN l ON l.account_id = a.id
-			WHERE COALESCE(a.free, 0) <> COALESCE(l.free, 0)
-				OR COALESCE(a.locked, 0) <> COALESCE(l.locked, 0)
-			ORDER BY 1 LIMIT %[3]d`,
-			ns.Table(schema.AccountsTable), ns.Table(schema.LedgerTable), MaxWitnesses), r,
-			scanAccount("free", "ledger free", "locked", "ledger locked"))
-		r.Found = fmt.Sprintf("%d of %d accounts differ from their ledger", r.Violations, r.Checked)
-		return err
-	},
-}
+var balancesMatchLedger = rowCheck{
+	name:        "balances-match-ledger",
+	description: "every account's free and locked cash equal the replay of its ledger entries",
+	table:       schema.AccountsTable,
+	expected:    "free = sum of free entries and locked = sum of locked entries, per account",
+	sql: `WITH l AS (
+			SELECT account_id,
+				COALESCE(sum(amount) FILTER (WHERE bucket = 'free'), 0)::bigint AS free,
+				COALESCE(sum(amount) FILTER (WHERE bucket = 'locked'), 0)::bigint AS locked
+			FROM {ledger} WHERE account_id IS NOT NULL AND bucket IN ('free', 'locked')
+			GROUP BY account_id)
+		SELECT COALESCE(a.id, l.account_id), COALESCE(a.name, '(no account row)'),
+			COALESCE(a.free, 0), COALESCE(l.free, 0), COALESCE(a.locked, 0),
+			COALESCE(l.locked, 0), count(*) OVER ()
+		FROM {accounts} a FULL JOIN l ON l.account_id = a.id
+		WHERE COALESCE(a.free, 0) <> COALESCE(l.free, 0)
+			OR COALESCE(a.locked, 0) <> COALESCE(l.locked, 0)
+		ORDER BY 1`,
+	scan:  scanAccount("free", "ledger free", "locked", "ledger locked"),
+	found: "%d of %d accounts differ from their ledger",
+}.check()
 
 // scanAccount scans an account witness: id, name, the named figures, then the count.
 func scanAccount(names ...string) func(pgx.Rows, *int64) (Witness, error) {
@@ -181,32 +198,17 @@ func scanAccount(names ...string) func(pgx.Rows, *int64) (Witness, error) {
 	}
 }
 
-var contractsZeroSum = Check{
-	Name:        "contracts-zero-sum",
-	Description: "the positions in every market sum to zero contracts",
-	run: func(ctx context.Context, db DB, ns schema.Namespace, _ Expect, r *Result) error {
-		var err error
-		if r.Checked, err = count(ctx, db, ns, schema.MarketsTable); err != nil {
-			return err
-		}
-		r.Expected = "long contracts = short contracts in every market"
-		err = queryWitnesses(ctx, db, fmt.Sprintf(`SELECT m.id, m.name,
-			COALESCE(sum(p.quantity), 0)::bigint,
+var contractsZeroSum = rowCheck{
+	name:        "contracts-zero-sum",
+	description: "the positions in every market sum to zero contracts",
+	table:       schema.MarketsTable,
+	expected:    "long contracts = short contracts in every market",
+	sql: `SELECT m.id, m.name, COALESCE(sum(p.quantity), 0)::bigint,
 			COALESCE(sum(p.quantity) FILTER (WHERE p.quantity > 0), 0)::bigint,
 			COALESCE(-sum(p.quantity) FILTER (WHERE p.quantity < 0), 0)::bigint,
 			count(*) OVER ()
-			FROM %s m LEFT JOIN %s p ON p.market_id = m.id GROUP BY m.id, m.name
-			HAVING COALESCE(sum(p.quantity), 0) <> 0 ORDER BY m.name LIMIT %d`,
-			ns.Table(schema.MarketsTable), ns.Table(schema.PositionsTable), MaxWitnesses), r,
-			func(rows pgx.Rows, violations *int64) (Witness, error) {
-				var id uuid.UUID
-				var name string
-				var net, long, short int64
-				err := rows.Scan(&id, &name, &net, &long, &short, violations)
-				return Witness{Kind: "market", ID: id.String(), Name: name,
-					Values: []Value{{"net", net}, {"long", long}, {"short", short}}}, err
-			})
-		r.Found = fmt.Sprintf("%d of %d markets do not net to zero", r.Violations, r.Checked)
-		return err
-	},
-}
+		FROM {markets} m LEFT JOIN {positions} p ON p.market_id = m.id GROUP BY m.id, m.name
+		HAVING COALESCE(sum(p.quantity), 0) <> 0 ORDER BY m.name`,
+	scan:  scanRow("market", "net", "long", "short"),
+	found: "%d of %d markets do not net to zero",
+}.check()
