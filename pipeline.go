@@ -22,8 +22,8 @@ import (
 var (
 	// errServerLost: the throwaway server exited.
 	errServerLost = errors.New("the throwaway PostgreSQL server exited during the run")
-	// errDatabaseLost: the database stopped answering.
-	errDatabaseLost = errors.New("the database stopped answering during the run")
+	// errDatabaseLost: the database stopped responding.
+	errDatabaseLost = errors.New("the database stopped responding during the run")
 )
 
 // The watchdog pings the database every watchInterval, gives each ping watchTimeout, and
