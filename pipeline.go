@@ -34,6 +34,12 @@ const (
 	watchFailures = 3
 )
 
+// pingTimeout bounds pgxpool's health check of an idle connection.
+const pingTimeout = 5 * time.Second
+
+// lastSnapshotTimeout bounds the monitor's last snapshot after the load.
+const lastSnapshotTimeout = 5 * time.Second
+
 // defaultConnectTimeout bounds a new connection when the target sets no connect_timeout,
 // so that a frozen server fails the run instead of hanging it.
 const defaultConnectTimeout = 15 * time.Second
@@ -97,7 +103,16 @@ func (e *env) execute(ctx context.Context, cfg *runConfig) (int, error) {
 	log.Info("namespace created", "namespace", ns.Name, "schema", cfg.variant.Name)
 	nsName = ns.Name
 	if !cfg.keep {
-		defer dropNamespace(pool, ns.Name, log)
+		defer func() {
+			switch {
+			case !lostDatabase(context.Cause(ctx)):
+				dropNamespace(pool, ns.Name, log)
+			case !isLocal(tgt):
+				// A throwaway server goes with its namespace; an existing one keeps it.
+				log.Error("the database was lost, so the namespace is left in it; remove it with "+
+					"DROP SCHEMA "+ns.Name+" CASCADE once the database is reachable", "namespace", ns.Name)
+			}
+		}()
 	}
 
 	run := newRun(cfg, tgt, ns)
@@ -107,6 +122,10 @@ func (e *env) execute(ctx context.Context, cfg *runConfig) (int, error) {
 	}
 	if err := e.writeReport(cfg, run); err != nil {
 		return exitInfra, err
+	}
+	if cfg.keep && cfg.target.given() {
+		fmt.Fprintf(e.stdout, "\nThe namespace is kept. Audit the run again:\n  parity verify --namespace %s "+
+			"--dsn URL (the same server)\n", ns.Name)
 	}
 	if run.Interrupted {
 		return exitInterrupted, nil
@@ -123,6 +142,11 @@ func runError(ctx context.Context, err error) error {
 	return err
 }
 
+func isLocal(t target.Target) bool {
+	_, ok := t.(*target.Local)
+	return ok
+}
+
 func lostDatabase(cause error) bool {
 	return errors.Is(cause, errServerLost) || errors.Is(cause, errDatabaseLost)
 }
@@ -137,7 +161,9 @@ func watchDatabase(ctx context.Context, pool *pgxpool.Pool, interval time.Durati
 	var conn *pgx.Conn
 	defer func() {
 		if conn != nil {
-			conn.Close(context.WithoutCancel(ctx))
+			closeCtx, cancel := engine.CleanupContext(ctx)
+			defer cancel()
+			conn.Close(closeCtx)
 		}
 	}()
 	failures := 0
@@ -173,7 +199,9 @@ func ping(ctx context.Context, pool *pgxpool.Pool, conn **pgx.Conn) error {
 		*conn = c
 	}
 	if err := (*conn).Ping(ctx); err != nil {
-		(*conn).Close(context.WithoutCancel(ctx))
+		closeCtx, cancel := engine.CleanupContext(ctx)
+		defer cancel()
+		(*conn).Close(closeCtx)
 		*conn = nil
 		return err
 	}
@@ -209,7 +237,8 @@ func openPool(ctx context.Context, t target.Target, maxConns int) (*pgxpool.Pool
 	return pool, nil
 }
 
-// poolConfig returns the target's pool config with a connect timeout when it has none.
+// poolConfig returns the target's pool config with a connect and a ping timeout when it
+// has none.
 func poolConfig(t target.Target, maxConns int) (*pgxpool.Config, error) {
 	config, err := t.PoolConfig(maxConns)
 	if err != nil {
@@ -218,6 +247,11 @@ func poolConfig(t target.Target, maxConns int) (*pgxpool.Config, error) {
 	if config.ConnConfig.ConnectTimeout == 0 {
 		config.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
+	if config.PingTimeout == 0 {
+		// pgxpool pings an idle connection before handing it out, and without a timeout a
+		// frozen server holds that ping, and then the pool's Close, forever.
+		config.PingTimeout = pingTimeout
+	}
 	return config, nil
 }
 
@@ -225,7 +259,8 @@ func dropNamespace(pool *pgxpool.Pool, name string, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
 	if err := schema.Drop(ctx, pool, name); err != nil {
-		log.Error("drop namespace", "namespace", name, "err", err)
+		log.Error("drop namespace; it is left in the database, remove it with DROP SCHEMA "+
+			name+" CASCADE once the database is reachable", "namespace", name, "err", err)
 		return
 	}
 	log.Debug("namespace dropped", "namespace", name)
@@ -318,7 +353,11 @@ func (e *env) load(ctx context.Context, cfg *runConfig, eng *engine.Engine, pool
 	}
 	monitor := verify.StartMonitor(ctx, pool, ns, time.Second, log)
 	res, err := eng.Load(ctx, opts)
-	snapshots := monitor.Stop(context.WithoutCancel(ctx))
+	// The last snapshot runs even when the run was stopped, but not for long: the
+	// database may be what stopped it.
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lastSnapshotTimeout)
+	defer cancel()
+	snapshots := monitor.Stop(stopCtx)
 	return res, snapshots, err
 }
 

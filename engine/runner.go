@@ -182,7 +182,9 @@ func (r *Runner) attempt(ctx context.Context, body Body, track Track) (err error
 	if err := body(ctx, tx); err != nil {
 		// The rollback's own error adds nothing: either the connection is gone, which
 		// err already shows, or the server ends the transaction anyway.
-		_ = tx.Rollback(context.WithoutCancel(ctx))
+		rollbackCtx, cancel := CleanupContext(ctx)
+		_ = tx.Rollback(rollbackCtx)
+		cancel()
 		return err, false, pid
 	}
 	err = tx.Commit(ctx)
@@ -207,8 +209,13 @@ func resolve(ctx context.Context, pool *pgxpool.Pool, lookup Lookup, pid uint32)
 	if lookup == nil {
 		return false, errors.New("resolve lost commit: no lookup for this transaction")
 	}
-	// The run's context may be what cut the connection, and the lookup must still finish.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	// The run's context may be what cut the connection, and the lookup must still finish,
+	// but a run that is stopping gets only a short wait: its database may be gone.
+	budget := lookupTimeout
+	if ctx.Err() != nil {
+		budget = lookupTimeoutStopping
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget)
 	defer cancel()
 	var err error
 	for attempt := 1; attempt <= lookupAttempts; attempt++ {
@@ -223,8 +230,13 @@ func resolve(ctx context.Context, pool *pgxpool.Pool, lookup Lookup, pid uint32)
 	return false, fmt.Errorf("resolve lost commit: %w", err)
 }
 
-// lookupAttempts bounds the tries of a lookup, which may meet a server that is restarting.
-const lookupAttempts = 3
+// Bounds on resolving a lost COMMIT: tries, which may meet a server that is restarting,
+// and the time for all of them, shorter when the run is stopping.
+const (
+	lookupAttempts        = 3
+	lookupTimeout         = 30 * time.Second
+	lookupTimeoutStopping = 5 * time.Second
+)
 
 // lookupOnce opens a new connection, not one from the pool: a pooled connection may be one
 // that broke with the lost session's.
@@ -233,7 +245,11 @@ func lookupOnce(ctx context.Context, pool *pgxpool.Pool, lookup Lookup, pid uint
 	if err != nil {
 		return false, err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() {
+		closeCtx, cancel := CleanupContext(ctx)
+		defer cancel()
+		conn.Close(closeCtx)
+	}()
 	if err := waitForSessionEnd(ctx, conn, pid); err != nil {
 		return false, err
 	}
@@ -272,6 +288,17 @@ func waitForSessionEnd(ctx context.Context, conn *pgx.Conn, pid uint32) error {
 			return fmt.Errorf("server process %d still running after %v", pid, sessionEndTimeout)
 		}
 	}
+}
+
+// cleanupTimeout bounds a cleanup step, such as a ROLLBACK, that runs after the context
+// it belongs to may have ended.
+const cleanupTimeout = 5 * time.Second
+
+// CleanupContext returns a context for a cleanup step of ctx's work: it outlives ctx's
+// cancellation, so that the step still runs, but not by more than a few seconds, so that an
+// unresponsive server cannot hold it.
+func CleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 }
 
 // Backoff returns the sleep after failed attempt n (from 1): exponential backoff with full

@@ -63,7 +63,7 @@ func WriteProofText(w io.Writer, pr *verify.Proof, s Style) error {
 	}
 	p.linef("  scenario   %s", pr.Scenario)
 	p.linef("  backend    %s", pr.Backend)
-	p.linef("  phase      %s (at %s)", pr.Phase, pr.At.Format("2006-01-02 15:04:05 MST"))
+	p.linef("  phase      %s, audited at %s", pr.Phase, pr.At.Format("2006-01-02 15:04:05 MST"))
 	p.linef("")
 	p.linef("Books")
 	p.linef("  orders             %s", Count(pr.Orders))

@@ -13,11 +13,17 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// baseTempDir is the temporary directory the tests started with, before tempRoot changed
+// TMPDIR.
+var baseTempDir = os.TempDir()
+
 // tempRoot points os.TempDir at a fresh directory that the server's user can search, so a test
 // can check that nothing is left in it, and removes the directory after the test.
 func tempRoot(t *testing.T) string {
 	t.Helper()
-	root, err := os.MkdirTemp("", "parity-target-test-")
+	// Always under the original temporary directory: a root made inside another test's
+	// root would lengthen the server's socket path past the 107 bytes Unix sockets allow.
+	root, err := os.MkdirTemp(baseTempDir, "parity-t-")
 	if err != nil {
 		t.Fatalf("create temporary root: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"parity/engine"
 	"parity/schema"
 )
 
@@ -55,7 +56,11 @@ func ComputeProof(ctx context.Context, pool *pgxpool.Pool, ns schema.Namespace, 
 		return nil, fmt.Errorf("compute proof: %w", err)
 	}
 	// A read-only transaction has nothing to keep; ending it is all that is left to do.
-	defer func() { tx.Rollback(context.WithoutCancel(ctx)) }()
+	defer func() {
+		rollbackCtx, cancel := engine.CleanupContext(ctx)
+		defer cancel()
+		tx.Rollback(rollbackCtx)
+	}()
 
 	summary, err := Summarize(ctx, tx, ns)
 	if err != nil {
@@ -71,7 +76,9 @@ func ComputeProof(ctx context.Context, pool *pgxpool.Pool, ns schema.Namespace, 
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("compute proof: %w", ctx.Err())
 		}
-		tx.Rollback(context.WithoutCancel(ctx))
+		rollbackCtx, cancel := engine.CleanupContext(ctx)
+		tx.Rollback(rollbackCtx)
+		cancel()
 		if tx, err = pool.BeginTx(ctx, snapshot); err != nil {
 			return nil, fmt.Errorf("compute proof: %w", err)
 		}
