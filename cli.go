@@ -56,7 +56,7 @@ func usageErrorf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
 }
 
-// env is what a command needs from the process.
+// env holds the output streams and the environment that a command uses.
 type env struct {
 	stdout io.Writer
 	stderr io.Writer
@@ -122,26 +122,21 @@ func (e *env) help(args []string) (int, error) {
 		fmt.Fprint(e.stdout, usage)
 		return exitConsistent, nil
 	}
+	var fs *flag.FlagSet
 	switch args[0] {
 	case "run":
-		fs, _ := newRunFlags(e)
-		fs.SetOutput(e.stdout)
-		fs.Usage()
+		fs, _ = newRunFlags(e)
 	case "serve":
-		fs, _ := newServeFlags(e)
-		fs.SetOutput(e.stdout)
-		fs.Usage()
+		fs, _ = newServeFlags(e)
 	case "proof", "verify":
-		fs, _ := newProofFlags(e, args[0])
-		fs.SetOutput(e.stdout)
-		fs.Usage()
+		fs, _ = newProofFlags(e, args[0])
 	case "scenarios":
-		fs, _ := newScenariosFlags(e)
-		fs.SetOutput(e.stdout)
-		fs.Usage()
+		fs, _ = newScenariosFlags(e)
 	default:
 		return exitUsage, usageErrorf("unknown command %q: use run, serve, proof, verify or scenarios", args[0])
 	}
+	fs.SetOutput(e.stdout)
+	fs.Usage()
 	return exitConsistent, nil
 }
 

@@ -42,9 +42,8 @@ type Options struct {
 // Engine runs one scenario in one namespace. It is safe for concurrent use once Setup has
 // returned.
 type Engine struct {
-	pool *pgxpool.Pool
-	ns   schema.Namespace
-	sc   *scenario.Scenario
+	ns schema.Namespace
+	sc *scenario.Scenario
 	// orders runs the order transactions; admin runs setup, settlement and the history.
 	orders *Runner
 	admin  *Runner
@@ -80,9 +79,8 @@ func New(pool *pgxpool.Pool, ns schema.Namespace, sc *scenario.Scenario, opts Op
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Engine{
-		pool: pool,
-		ns:   ns,
-		sc:   sc,
+		ns: ns,
+		sc: sc,
 		orders: &Runner{Pool: orderPool, Policy: sc.Retry, TxOptions: txOpts,
 			BlindRetry: opts.Faults.BlindRetry},
 		admin:    &Runner{Pool: pool, Policy: adminRetry(sc.Retry), TxOptions: txOpts},
@@ -112,9 +110,6 @@ func TxOptions(isolation string) (pgx.TxOptions, error) {
 	return pgx.TxOptions{}, fmt.Errorf("unknown isolation level %q: use %s, %s or %s",
 		isolation, scenario.RepeatableRead, scenario.Serializable, scenario.ReadCommitted)
 }
-
-// Namespace returns the namespace the engine writes to.
-func (e *Engine) Namespace() schema.Namespace { return e.ns }
 
 // PlaceOrder runs one order of the stream as a transaction, with retries, and returns what
 // the client saw. rng draws backoff jitter and must not be shared between goroutines.
