@@ -153,7 +153,7 @@ func lostDatabase(cause error) bool {
 
 // watchDatabase pings the database every interval on a connection of its own, outside the
 // pool that busy orders may exhaust, and cancels the run with errDatabaseLost when the
-// database stops answering. It returns when ctx ends.
+// database stops responding. It returns when ctx ends.
 func watchDatabase(ctx context.Context, pool *pgxpool.Pool, interval time.Duration,
 	cancel context.CancelCauseFunc, log *slog.Logger) {
 	ticker := time.NewTicker(interval)
@@ -181,7 +181,7 @@ func watchDatabase(ctx context.Context, pool *pgxpool.Pool, interval time.Durati
 			continue
 		}
 		failures++
-		log.Warn("database did not answer a ping", "failures", failures, "err", err)
+		log.Warn("database ping failed", "failures", failures, "err", err)
 		if failures >= watchFailures {
 			cancel(fmt.Errorf("%w: %d pings in a row failed, the last: %w", errDatabaseLost, failures, err))
 			return

@@ -155,7 +155,7 @@ func writeProof(p *printer, r *Run, s Style) {
 	p.linef("")
 }
 
-// sabotageNeeds says what each sabotage kind needs before it can do damage.
+// sabotageNeeds holds, by sabotage kind, the condition the defect needs to do damage.
 var sabotageNeeds = map[string]string{
 	"lost-update":         "it needs two orders that touch one account from different markets at once, as in hot-account",
 	"unconditional-debit": "it needs an account that is short of cash, as in hot-account",

@@ -114,17 +114,18 @@ func parseDocument(data []byte, source string) (*document, error) {
 	return nil, e
 }
 
-// Limits on a scenario file's shape, checked before the YAML parser sees it: the parser's
-// memory grows much faster than the input for deeply nested flow collections (an 80 KB
-// file of nested brackets took 2.5 GB), and no real scenario comes near either limit.
+// Limits on a scenario file's shape, checked before the YAML parser reads it. The parser's
+// memory grows much faster than the input for deeply nested flow collections: an 80 KB
+// file of nested brackets was measured using 2.5 GB. No real scenario comes near either
+// limit.
 const (
 	MaxFileSize = 1 << 20
 	maxNesting  = 32
 )
 
 // checkShape rejects a file larger than MaxFileSize or with flow collections ([...] and
-// {...}) nested deeper than maxNesting. Brackets inside quotes and comments do not count;
-// a quote ends at the end of its line at the latest, so that an apostrophe in a plain
+// {...}) nested deeper than maxNesting. Brackets inside quotes and comments do not count.
+// A quote ends at the end of its line at the latest, so that an apostrophe in a plain
 // scalar cannot hide the rest of the file.
 func checkShape(data []byte, source string) error {
 	if len(data) > MaxFileSize {

@@ -20,7 +20,7 @@ const (
 	Sell Side = "sell"
 )
 
-// Outcome is how a binary market resolves.
+// Outcome is the resolution of a binary market.
 type Outcome string
 
 // Outcomes of a market. Drawn is only a scenario setting: each market's outcome is then drawn

@@ -119,7 +119,7 @@ var bookNotCrossed = rowCheck{
 
 var collateralLocked = rowCheck{
 	name:        "collateral-locked",
-	description: "every account's locked cash is 100 cents per short contract it holds in open markets",
+	description: "every account's locked cash is 100 cents per short contract it holds in markets not yet settled",
 	table:       schema.AccountsTable,
 	expected:    fmt.Sprintf("locked = %d x unsettled short contracts, per account", contractValue),
 	sql: fmt.Sprintf(`WITH p AS (

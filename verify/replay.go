@@ -224,6 +224,8 @@ func (h *seqHeap) Pop() any {
 
 func (rp *replay) place(ctx context.Context, i int) error {
 	o := &rp.orders[i]
+	// NOTE: the replay assumes the run used engine.DefaultMaxFills, as every run of the
+	// parity command does; an engine built with another MaxFills would not replay exactly.
 	m, err := rp.model.Place(ctx, o.taker, engine.DefaultMaxFills)
 	if err != nil {
 		return fmt.Errorf("replay order %s: %w", o.taker.ID, err)
